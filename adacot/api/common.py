@@ -79,6 +79,12 @@ class DatasetSpec(ApiModel):
         "line; quarantine sets the row aside and counts it in the manifest.",
     )
     limit: int | None = Field(default=None, ge=1, description="Read at most this many rows (for trials).")
+    claim_name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="PersistentVolumeClaim holding the data, mounted read-only into the stage's pods; path "
+        "is then relative to its root; without a claim (as under `adacot run`) path is used as given.",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,7 +252,7 @@ class Resources(ApiModel):
     )
     cpu: str | None = Field(default=None, pattern=QUANTITY, description="CPU quantity, e.g. 8 or 500m.")
     memory: str | None = Field(default=None, pattern=QUANTITY, description="Memory quantity, e.g. 64Gi.")
-    shared_memory: str | None = Field(
+    shared_memory: str = Field(
         default="16Gi",
         pattern=QUANTITY,
         description="Size of the in-memory /dev/shm volume (vLLM and NCCL need more than the default).",
@@ -415,7 +421,7 @@ class SamplingSpec(ApiModel):
         le=1_048_576,
         description="Completion length cap; an answer cut by it has finish reason length.",
     )
-    seed: int | None = Field(
+    seed: int = Field(
         default=0,
         ge=0,
         description="Base seed; each question's seed derives from it "
