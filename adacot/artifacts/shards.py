@@ -315,8 +315,9 @@ def merge_logs(
     """Combine the shard logs into data/part-NNNNN.<fmt> files, sorted by key, each key once.
 
     Deterministic: the same logged records give byte-identical JSONL parts, whatever order the workers
-    finished in. Resumable: parts already written under the same plan are kept. Call
-    `artifact.finalize(...)` afterwards.
+    finished in. Resumable: parts already written under the same plan (keys, chunk size, format) are
+    kept; under another plan every `data/part-*` file is removed first, so a stage that merges must not
+    write its own shards under that name. Call `artifact.finalize(...)` afterwards.
     """
     if records_per_file < 1:
         raise ValueError("records_per_file must be >= 1")
