@@ -51,8 +51,8 @@ class PriorSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "self.weights[0] > self.weights[1] && self.weights[1] > self.weights[2] "
-                "&& self.weights[2] > self.weights[3] && self.weights[3] > self.weights[4]",
+                # double(): YAML gives ints where people write 5, and CEL does not compare int with double.
+                " && ".join(f"double(self.weights[{i}]) > double(self.weights[{i + 1}])" for i in range(4)),
                 WEIGHTS_MESSAGE,
             )
         )
@@ -83,7 +83,7 @@ class DistributionSpec(ApiModel):
                 "!has(self.table) || self.table.all(k, k in ['0', '1', '2', '3', '4', '5'])",
                 TABLE_KEYS_MESSAGE,
             ),
-            cel("!has(self.table) || self.table.exists(k, self.table[k] > 0.0)", TABLE_ZERO_MESSAGE),
+            cel("!has(self.table) || self.table.exists(k, double(self.table[k]) > 0.0)", TABLE_ZERO_MESSAGE),
         )
     )
 
