@@ -277,10 +277,6 @@ class EnvVar(ApiModel):
 AccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"]
 
 
-def _read_write_once() -> list[AccessMode]:
-    return ["ReadWriteOnce"]
-
-
 class VolumeClaimSpec(ApiModel):
     """The PersistentVolumeClaim the operator creates for a stage's output."""
 
@@ -289,7 +285,7 @@ class VolumeClaimSpec(ApiModel):
         default=None, description="StorageClass; empty means the cluster default."
     )
     access_modes: list[AccessMode] = Field(
-        default_factory=_read_write_once,
+        default=["ReadWriteOnce"],
         min_length=1,
         description="Access modes; sharded stages on several nodes need ReadWriteMany.",
     )

@@ -52,14 +52,15 @@ class PriorSpec(ApiModel):
         json_schema_extra=validations(
             cel(
                 # double(): YAML gives ints where people write 5, and CEL does not compare int with double.
-                " && ".join(f"double(self.weights[{i}]) > double(self.weights[{i + 1}])" for i in range(4)),
+                "!has(self.weights) || "
+                + " && ".join(f"double(self.weights[{i}]) > double(self.weights[{i + 1}])" for i in range(4)),
                 WEIGHTS_MESSAGE,
             )
         )
     )
 
     weights: list[Weight] = Field(
-        default_factory=lambda: [5.0, 4.0, 3.0, 2.0, 1.0],
+        default=[5.0, 4.0, 3.0, 2.0, 1.0],
         min_length=5,
         max_length=5,
         description="Weights of levels 1..5, non-negative, strictly decreasing; normalised to shares.",

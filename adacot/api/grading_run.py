@@ -108,8 +108,8 @@ class LevelMapping(ApiModel):
     model_config = ConfigDict(
         json_schema_extra=validations(
             cel(
-                "self.cutPoints[0] < self.cutPoints[1] && self.cutPoints[1] < self.cutPoints[2] "
-                "&& self.cutPoints[2] < self.cutPoints[3]",
+                "!has(self.cutPoints) || (self.cutPoints[0] < self.cutPoints[1] "
+                "&& self.cutPoints[1] < self.cutPoints[2] && self.cutPoints[2] < self.cutPoints[3])",
                 CUTS_MESSAGE,
             )
         )
@@ -121,7 +121,7 @@ class LevelMapping(ApiModel):
         "set graded separately share one scale (needed for P_eval); quantiles makes five equal groups.",
     )
     cut_points: list[CutPoint] = Field(
-        default_factory=lambda: [0.2, 0.4, 0.6, 0.8],
+        default=[0.2, 0.4, 0.6, 0.8],
         min_length=4,
         max_length=4,
         description="Four increasing cut points in (0, 1).",

@@ -62,7 +62,7 @@ class LoraSpec(ApiModel):
     alpha: int = Field(default=32, ge=1, description="Scaling numerator (alpha / r).")
     dropout: float = Field(default=0.05, ge=0, lt=1, description="Adapter dropout.")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["all-linear"],
+        default=["all-linear"],
         min_length=1,
         description="Modules to adapt; all-linear means every linear layer.",
     )
