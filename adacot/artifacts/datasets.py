@@ -68,7 +68,7 @@ class QuestionSet:
 
 
 @dataclass(frozen=True)
-class _RawRow:
+class RawRow:
     """One row before mapping: its place, its parsed value (or the parse error) and its raw text."""
 
     file: str
@@ -151,7 +151,7 @@ def _detect_format(spec: DatasetSpec, path: Path) -> str:
     raise DatasetError(f"dataset {path}: unknown file type (expected .jsonl, .jsonl.gz, .json or .parquet)")
 
 
-def _iter_raw_rows(spec: DatasetSpec, path: Path) -> Iterator[_RawRow]:
+def _iter_raw_rows(spec: DatasetSpec, path: Path) -> Iterator[RawRow]:
     kind = _detect_format(spec, path)
     if kind == "hf_disk":
         yield from _iter_hf_disk(path, spec.split)
@@ -170,8 +170,8 @@ def _shard_files(directory: Path, kind: str) -> list[Path]:
     return files
 
 
-def _iter_file(path: Path, kind: str) -> Iterator[_RawRow]:
-    return _iter_parquet_rows(path) if kind == "parquet" else _iter_jsonl_rows(path)
+def _iter_file(path: Path, kind: str) -> Iterator[RawRow]:
+    return _iter_parquet_rows(path) if kind == "parquet" else iter_jsonl_rows(path)
 
 
 def _open_text(path: Path) -> IO[bytes]:
@@ -180,7 +180,7 @@ def _open_text(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
-def _iter_jsonl_rows(path: Path) -> Iterator[_RawRow]:
+def iter_jsonl_rows(path: Path) -> Iterator[RawRow]:
     with _open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -188,26 +188,26 @@ def _iter_jsonl_rows(path: Path) -> Iterator[_RawRow]:
             yield _parse_line(str(path), number, line)
 
 
-def _parse_line(file: str, number: int, line: bytes) -> _RawRow:
+def _parse_line(file: str, number: int, line: bytes) -> RawRow:
     try:
         text = line.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError as error:
         raw = line.decode("utf-8", errors="replace")
-        return _RawRow(file, number, "line", None, raw, f"not UTF-8 text (byte {error.start})")
+        return RawRow(file, number, "line", None, raw, f"not UTF-8 text (byte {error.start})")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        return _RawRow(
+        return RawRow(
             file, number, "line", None, text, f"not valid JSON ({error.msg} at column {error.colno})"
         )
-    return _RawRow(file, number, "line", value, text)
+    return RawRow(file, number, "line", value, text)
 
 
-def _table_row(file: str, index: int, value: dict[str, Any]) -> _RawRow:
-    return _RawRow(file, index, "row", value, json.dumps(value, default=str, ensure_ascii=False))
+def _table_row(file: str, index: int, value: dict[str, Any]) -> RawRow:
+    return RawRow(file, index, "row", value, json.dumps(value, default=str, ensure_ascii=False))
 
 
-def _iter_parquet_rows(path: Path) -> Iterator[_RawRow]:
+def _iter_parquet_rows(path: Path) -> Iterator[RawRow]:
     try:
         parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for a file that is not Parquet
@@ -219,7 +219,7 @@ def _iter_parquet_rows(path: Path) -> Iterator[_RawRow]:
             index += 1
 
 
-def _iter_hf_disk(path: Path, split: str | None) -> Iterator[_RawRow]:
+def _iter_hf_disk(path: Path, split: str | None) -> Iterator[RawRow]:
     import datasets  # imported here: it costs a second or two and only this input form needs it
 
     try:
@@ -240,7 +240,7 @@ def _iter_hf_disk(path: Path, split: str | None) -> Iterator[_RawRow]:
         yield _table_row(file, index, value)
 
 
-def _to_question(row: _RawRow, spec: DatasetSpec, default_source: str) -> Question:
+def _to_question(row: RawRow, spec: DatasetSpec, default_source: str) -> Question:
     if row.error:
         raise _BadRow(row.error)
     if not isinstance(row.value, dict):
