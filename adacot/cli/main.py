@@ -14,9 +14,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from adacot.cli import crds, verify
+    from adacot.cli import crds, demo, verify
 
     main.add_command(crds.crds)
+    main.add_command(demo.demo)
     main.add_command(verify.verify)
 
 
