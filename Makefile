@@ -38,7 +38,11 @@ test: setup lint types
 crds: setup
 	$(BIN)/adacot crds
 
+# EvalPlus is a reference harness for the verifier benchmark only; its evaluator needs numpy and psutil,
+# not the generation stack its package metadata lists, hence --no-deps.
 bench: setup
+	$(BIN)/pip install --quiet --no-deps evalplus==0.3.1
+	$(BIN)/pip install --quiet psutil numpy
 	$(BIN)/python benchmarks/verify.py
 
 demo: setup
