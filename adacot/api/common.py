@@ -6,6 +6,7 @@ are rejected so that a typo in a YAML file is an error, not a silently ignored s
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Any, Literal
 
@@ -152,6 +153,12 @@ class SecretRef(ApiModel):
 
     name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
     key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable a pod (or the local runner) gets the secret in:
+        ADACOT_SECRET_<NAME>_<KEY>, upper-cased, every non-alphanumeric character turned into "_"."""
+        return "ADACOT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{self.name}_{self.key}").upper()
 
 
 class LocalObjectReference(ApiModel):

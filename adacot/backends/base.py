@@ -25,6 +25,9 @@ class Prompt:
     messages: tuple[tuple[str, str], ...] = ()
     """(role, content) pairs."""
     text: str | None = None
+    seed: int | None = None
+    """Sampling seed of this prompt (e.g. derived from the question id so shards agree); None means
+    `SamplingSpec.seed`."""
 
     def __post_init__(self) -> None:
         if bool(self.messages) == (self.text is not None):
@@ -94,6 +97,9 @@ class StepScores:
 
     scores: tuple[float, ...]
     truncated: bool = False
+    error: str | None = None
+    """Why the trace has no scores although it has steps (an LLM judge whose reply could not be parsed,
+    twice); such a trace is reported unscored, never given a made-up score."""
 
 
 @runtime_checkable

@@ -1,0 +1,331 @@
+"""Any OpenAI-compatible server behind the `Generator` interface (/v1/chat/completions, /v1/completions).
+
+Callers: `make_generator` for `inference.engine: http`, the distillation stage's teacher (DeepSeek API,
+an in-cluster vLLM/SGLang service), the LLM-judge PRM.
+
+How it behaves:
+- asyncio + httpx on an event loop of its own in a background thread, so the synchronous `generate`
+  also works when called from code that already runs an event loop; Completions are yielded as they
+  finish, in any order, each prompt index exactly once.
+- At most `endpoint.concurrency` requests in flight (a semaphore; a request waiting out a backoff holds
+  no slot); requests-per-minute and tokens-per-minute token buckets (tokens estimated from the prompt
+  length and max_tokens x n, then corrected by the usage the server reports).
+- Retries with exponential backoff and full jitter, never earlier than a Retry-After header, on 408,
+  429, 5xx, timeouts (`endpoint.timeout_seconds` per attempt, the whole exchange), connection errors,
+  malformed JSON and empty choices, up to `endpoint.max_retries` retries. Other 4xx are not retried.
+  A request that fails for good becomes samples with finish_reason "error" and the reason.
+- `n`: sent to the server; when it returns fewer choices (servers without n support) the rest is asked
+  for in further requests with shifted seeds, so a Completion always holds exactly n samples.
+- `reasoning_content` (DeepSeek, vLLM reasoning parsers; newer vLLM calls it `reasoning`) goes to
+  Sample.reasoning.
+- The API key comes from the environment variable of `endpoint.apiKey` (`SecretRef.env_var`) and is
+  sent as a Bearer token. It is never logged, and any text that could carry it (error bodies echoed by
+  a server) is scrubbed before it reaches a Sample, the usage counter or the log.
+
+Limits: per-sample completion tokens of an n>1 response are the server's total split in proportion to
+text length (the API reports one total); rate limits are per process (see ratelimit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from adacot.api.common import Endpoint, SamplingSpec
+from adacot.backends.base import Completion, FinishReason, Prompt, Sample, UsageCounter
+from adacot.backends.ratelimit import Backoff, RateLimiter, parse_retry_after
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+
+class AttemptError(Exception):
+    """One attempt failed; `retryable` decides whether another is made."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable, self.retry_after = retryable, retry_after
+
+
+class _LoopThread:
+    """An event loop running forever in a daemon thread; coroutines are submitted from any thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="adacot-http", daemon=True)
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class OpenAIGenerator:
+    """Generates through an OpenAI-compatible endpoint; see the module docstring for the policies."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        backoff: Backoff | None = None,
+        rng_seed: int | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.usage = UsageCounter()
+        self._api_key = _api_key(endpoint)
+        self._backoff = backoff or Backoff()
+        self._rng = random.Random(rng_seed)
+        self._transport = transport
+        self._loop = _LoopThread()
+        self._loop.submit(self._setup()).result()
+
+    async def _setup(self) -> None:
+        # Created on the loop's own thread: asyncio primitives and the client belong to that loop.
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.endpoint.url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(self.endpoint.timeout_seconds),
+            limits=httpx.Limits(max_connections=self.endpoint.concurrency),
+            transport=self._transport,
+        )
+        self._slots = asyncio.Semaphore(self.endpoint.concurrency)
+        self._limiter = RateLimiter(self.endpoint.requests_per_minute, self.endpoint.tokens_per_minute)
+
+    # -- the synchronous face ------------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[Prompt], sampling: SamplingSpec) -> Iterator[Completion]:
+        results: queue.Queue[Completion | BaseException] = queue.Queue()
+        future = self._loop.submit(self._run(prompts, sampling, results.put))
+        try:
+            for _ in range(len(prompts)):
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+            future.result()
+        finally:
+            future.cancel()  # the caller stopped early (or we failed): abandon what is in flight
+
+    def close(self) -> None:
+        if self._loop.loop.is_closed():
+            return
+        self._loop.submit(self._client.aclose()).result()
+        self._loop.stop()
+
+    def __enter__(self) -> OpenAIGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one prompt ----------------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        prompts: Sequence[Prompt],
+        sampling: SamplingSpec,
+        emit: Callable[[Completion | BaseException], None],
+    ) -> None:
+        pending = iter(enumerate(prompts))
+
+        async def worker() -> None:
+            for index, prompt in pending:  # a shared iterator: each prompt is taken by one worker
+                emit(await self._complete(index, prompt, sampling))
+
+        try:
+            workers = min(len(prompts), 2 * self.endpoint.concurrency)
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        except BaseException as exc:  # a bug, not a request failure: surface it in the caller's thread
+            emit(exc)
+            raise
+
+    async def _complete(self, index: int, prompt: Prompt, sampling: SamplingSpec) -> Completion:
+        seed = sampling.seed if prompt.seed is None else prompt.seed
+        samples: list[Sample] = []
+        while len(samples) < sampling.n:
+            want = sampling.n - len(samples)
+            try:
+                got = await self._request(
+                    index, _payload(self.endpoint, prompt, sampling, want, seed + len(samples))
+                )
+            except AttemptError as exc:
+                self.usage.failures += 1
+                failed = Sample(text="", finish_reason="error", error=self._scrub(str(exc)))
+                samples.extend([failed] * want)
+                break
+            samples.extend(got[:want])
+        return Completion(index=index, samples=tuple(samples))
+
+    async def _request(self, index: int, payload: dict[str, Any]) -> list[Sample]:
+        """One logical request with its retries; raises AttemptError when it fails for good."""
+        estimate = _estimate_tokens(payload)
+        for attempt in range(self.endpoint.max_retries + 1):
+            await self._limiter.acquire(estimate)
+            try:
+                return await self._attempt(payload, estimate)
+            except AttemptError as exc:
+                self._limiter.correct_tokens(estimate, 0)
+                if not exc.retryable or attempt == self.endpoint.max_retries:
+                    raise AttemptError(f"{exc} (after {attempt + 1} attempts)", retryable=False) from None
+                delay = self._backoff.delay(attempt, self._rng, exc.retry_after)
+                self.usage.retries += 1
+                log.warning(
+                    "prompt %d: %s; retry %d in %.2fs", index, self._scrub(str(exc)), attempt + 1, delay
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, payload: dict[str, Any], estimate: int) -> list[Sample]:
+        path = "/chat/completions" if "messages" in payload else "/completions"
+        async with self._slots:
+            began = time.monotonic()
+            self.usage.requests += 1
+            data = await self._post(path, payload)
+            latency = time.monotonic() - began
+        samples, usage = _parse_response(data, chat="messages" in payload, latency=latency)
+        self._count(usage)
+        self._limiter.correct_tokens(estimate, sum(usage))
+        return samples
+
+    async def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        timeout = self.endpoint.timeout_seconds
+        try:
+            response = await asyncio.wait_for(self._client.post(path, json=payload), timeout)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            raise AttemptError(f"no answer within the {timeout:g}s timeout", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise AttemptError(f"connection error: {type(exc).__name__}: {exc}", retryable=True) from None
+        status = response.status_code
+        if status >= 400:
+            message = f"HTTP {status}: {response.text[:300]}"
+            retryable = status in RETRYABLE_STATUS or status >= 500
+            raise AttemptError(
+                message,
+                retryable=retryable,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise AttemptError(
+                f"malformed JSON in the response: {response.text[:120]!r}", retryable=True
+            ) from None
+
+    def _count(self, usage: tuple[int, int]) -> None:
+        self.usage.prompt_tokens += usage[0]
+        self.usage.completion_tokens += usage[1]
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
+# -- pure helpers ------------------------------------------------------------------------------------
+
+
+def _api_key(endpoint: Endpoint) -> str | None:
+    if endpoint.api_key is None:
+        return None
+    value = os.environ.get(endpoint.api_key.env_var, "")
+    if not value:
+        ref = endpoint.api_key
+        raise ValueError(
+            f"endpoint.apiKey: environment variable {ref.env_var} (Secret {ref.name}/{ref.key}) is not set"
+        )
+    return value
+
+
+def _payload(endpoint: Endpoint, prompt: Prompt, sampling: SamplingSpec, n: int, seed: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": endpoint.model,
+        "n": n,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens,
+        "seed": seed,
+    }
+    if sampling.top_k is not None:
+        body["top_k"] = sampling.top_k  # an extension vLLM and SGLang accept
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if endpoint.api == "chat":
+        turns = prompt.messages or (("user", prompt.text or ""),)
+        body["messages"] = [{"role": role, "content": content} for role, content in turns]
+    else:
+        body["prompt"] = (
+            prompt.text if prompt.text is not None else "\n\n".join(c for _, c in prompt.messages)
+        )
+    return body
+
+
+def _estimate_tokens(payload: dict[str, Any]) -> int:
+    """Rough cost before the server tells: ~4 characters a token for the prompt, plus the full budget."""
+    prompt = payload.get("messages") or payload.get("prompt") or ""
+    return len(json.dumps(prompt)) // 4 + int(payload["n"]) * int(payload["max_tokens"])
+
+
+def _parse_response(data: Any, *, chat: bool, latency: float) -> tuple[list[Sample], tuple[int, int]]:
+    """Samples (ordered by choice index) and (prompt_tokens, completion_tokens) from a response body."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        raise AttemptError("the response has no choices", retryable=True)
+    try:
+        ordered = sorted(choices, key=lambda c: int(c.get("index", 0)))
+        texts = [_choice_text(c, chat) for c in ordered]
+    except (AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise AttemptError(f"unexpected response shape: {exc}", retryable=True) from None
+    usage = data.get("usage") or {}
+    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+    shares = _split(int(usage.get("completion_tokens") or 0), [len(t) for t, _ in texts])
+    samples = [
+        Sample(
+            text=text,
+            finish_reason=_finish_reason(choice.get("finish_reason")),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=share,
+            reasoning=reasoning,
+            latency_s=latency,
+        )
+        for choice, (text, reasoning), share in zip(ordered, texts, shares, strict=True)
+    ]
+    return samples, (prompt_tokens, sum(shares))
+
+
+def _choice_text(choice: dict[str, Any], chat: bool) -> tuple[str, str | None]:
+    if not chat:
+        return str(choice["text"]), None
+    message = choice["message"]
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    return str(message.get("content") or ""), reasoning
+
+
+def _finish_reason(value: object) -> FinishReason:
+    return "length" if value in ("length", "max_tokens") else "stop"
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """`total` split into integers in proportion to `weights` (evenly when all are 0), summing exactly."""
+    if len(weights) == 1:
+        return [total]
+    weights = weights if any(weights) else [1] * len(weights)
+    shares = [total * w // sum(weights) for w in weights]
+    for i in range(total - sum(shares)):
+        shares[i % len(shares)] += 1
+    return shares
