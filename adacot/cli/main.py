@@ -19,6 +19,10 @@ def _register() -> None:
     main.add_command(crds.crds)
     main.add_command(demo.demo)
     main.add_command(verify.verify)
+    from adacot.cli.grade import bank, grade, stage
+
+    for command in (grade, bank, stage):
+        main.add_command(command)
 
 
 _register()

@@ -2,13 +2,15 @@
 
 They read inputs, call the stage functions (adacot.stages), write the artifact directory (data shards,
 MANIFEST.json, _SUCCESS) and a summary; `adacot stage <kind>` in a pod and `adacot run` both call them.
-This module holds what they share: the short JSON summary for Kubernetes' termination message.
+This module holds what they share: the short JSON summary for Kubernetes' termination message, and a
+reader of plain JSONL / Parquet rows (pre-generated responses, benchmark files).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +42,24 @@ def write_termination_message(summary: dict[str, Any]) -> Path | None:
         text = json.dumps(dict(items), separators=(",", ":"))
     path.write_text(text)
     return path
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(place, row) of a JSONL or Parquet file (by suffix); a bad JSON line raises with file:line."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for index, row in enumerate(pq.read_table(path).to_pylist()):
+            yield f"{path}:row {index}", row
+        return
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not JSON: {error.msg}") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            yield f"{path}:{number}", row

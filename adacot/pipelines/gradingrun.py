@@ -39,7 +39,7 @@ from adacot.artifacts.rows import GradedQuestion, Question
 from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
 from adacot.artifacts.store import ArtifactDir, artifact_files
 from adacot.backends.base import Generator, StepScorer
-from adacot.pipelines import write_termination_message
+from adacot.pipelines import read_rows, write_termination_message
 from adacot.stages import levels
 from adacot.stages.grade import (
     PENDING_LEVEL,
@@ -110,7 +110,7 @@ def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> d
     if not path.is_file():
         raise FileNotFoundError(f"responses file {path} does not exist")
     found: dict[str, list[str]] = {}
-    for where, row in _rows(path):
+    for where, row in read_rows(path):
         if spec.id_field not in row or spec.response_field not in row:
             raise ValueError(f"{where}: needs fields {spec.id_field!r} and {spec.response_field!r}")
         value = row[spec.response_field]
@@ -119,22 +119,6 @@ def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> d
             raise ValueError(f"{where}: {spec.response_field!r} must be a string or a list of strings")
         found.setdefault(str(row[spec.id_field]), []).extend(texts)
     return found
-
-
-def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for index, row in enumerate(pq.read_table(path).to_pylist()):
-            yield f"{path}:row {index}", row
-        return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield f"{path}:{number}", json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number}: not JSON: {error.msg}") from None
 
 
 def _check_responses(

@@ -42,6 +42,15 @@ def ngrams(words: tuple[str, ...], n: int) -> set[tuple[str, ...]]:
 
 
 @dataclass(frozen=True)
+class BenchmarkItem:
+    """One benchmark question: only its text is compared; name and id go into the removal report."""
+
+    benchmark: str
+    id: str
+    problem: str
+
+
+@dataclass(frozen=True)
 class Contamination:
     """Why a question was removed."""
 
@@ -58,27 +67,27 @@ class Contamination:
 class BenchmarkIndex:
     """Word n-grams of benchmark questions, for `check`."""
 
-    def __init__(self, benchmarks: Iterable[Question], n: int, threshold: float = 0.0) -> None:
+    def __init__(self, benchmarks: Iterable[BenchmarkItem], n: int, threshold: float = 0.0) -> None:
         if n < 1 or not 0 <= threshold < 1:
             raise ValueError(f"decontamination: need ngram >= 1 and 0 <= threshold < 1, got {n}, {threshold}")
         self.n = n
         self.threshold = threshold
-        self.questions: list[Question] = []
+        self.items: list[BenchmarkItem] = []
         self._grams: dict[tuple[str, ...], list[int]] = {}
         self._whole: dict[tuple[str, ...], int] = {}
         for question in benchmarks:
             self._add(question)
 
-    def _add(self, question: Question) -> None:
-        index = len(self.questions)
-        self.questions.append(question)
-        words = normalise_words(question.problem)
+    def _add(self, item: BenchmarkItem) -> None:
+        index = len(self.items)
+        self.items.append(item)
+        words = normalise_words(item.problem)
         self._whole.setdefault(words, index)
         for gram in ngrams(words, self.n):
             self._grams.setdefault(gram, []).append(index)
 
     def __len__(self) -> int:
-        return len(self.questions)
+        return len(self.items)
 
     def check(self, question: Question) -> Contamination | None:
         """The best-overlapping benchmark match above the threshold, or None when the question is clean."""
@@ -101,5 +110,5 @@ class BenchmarkIndex:
         return self._found(question, best, overlap, example[best]) if overlap > self.threshold else None
 
     def _found(self, question: Question, hit: int, overlap: float, gram: tuple[str, ...]) -> Contamination:
-        bench = self.questions[hit]
-        return Contamination(question.id, bench.source, bench.id, round(overlap, 6), " ".join(gram))
+        bench = self.items[hit]
+        return Contamination(question.id, bench.benchmark, bench.id, round(overlap, 6), " ".join(gram))

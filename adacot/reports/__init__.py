@@ -1,0 +1,1 @@
+"""Human-facing reports written next to artifacts: PNG histograms (histogram.py), markdown summaries."""
