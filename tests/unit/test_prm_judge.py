@@ -138,3 +138,13 @@ def test_make_step_scorer_builds_a_judge_from_the_endpoint() -> None:
     assert isinstance(scorer, JudgePRM) and isinstance(scorer, StepScorer)
     assert seen[0].model == "j" and scorer.batch_size == 3 and scorer.sampling.temperature == 0
     assert scorer.score([("q", ["a", "b"])])[0].scores == (0.9, 0.8)
+
+
+def test_make_step_scorer_defaults_to_the_http_backend() -> None:
+    from adacot.backends.openai_http import OpenAIGenerator
+
+    spec = PrmSpec(kind="llmJudge", endpoint=Endpoint(url="http://judge:8000/v1", model="j"))
+    scorer = make_step_scorer(spec)
+    assert isinstance(scorer, JudgePRM) and isinstance(scorer.generator, OpenAIGenerator)
+    assert scorer.generator.endpoint.url == "http://judge:8000/v1"
+    scorer.close()
