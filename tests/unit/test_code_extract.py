@@ -1,0 +1,180 @@
+"""Pure parts of the code verifier: program extraction, test specs, the value encoding, comparison."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from adacot.verify.code import extract_program
+from adacot.verify.code_tests import (
+    BadTests,
+    CallTests,
+    StdioTests,
+    mbppplus_tests,
+    outputs_match,
+    parse_tests,
+    stdout_matches,
+)
+from adacot.verify.harness import Opaque, decode, encode
+
+FENCE = "```"
+
+
+@pytest.mark.parametrize(
+    ("response", "program"),
+    [
+        (f"Here:\n{FENCE}python\ndef f(): return 1\n{FENCE}\n", "def f(): return 1\n"),
+        (f"{FENCE}py\na = 1\n{FENCE} then {FENCE}python\nb = 2\n{FENCE}", "b = 2\n"),
+        (f"{FENCE}\nx = 3\n{FENCE}", "x = 3\n"),
+        (f"{FENCE}python3\ny = 4\n{FENCE}", "y = 4\n"),
+        (f"{FENCE}python\nz = 1\n{FENCE}\n{FENCE}text\nnot code\n{FENCE}", "z = 1\n"),
+        ("def g():\n    return 2\n", "def g():\n    return 2\n"),
+        (
+            f"<think>{FENCE}python\nwrong = 1\n{FENCE}</think>final:\n{FENCE}python\nright = 1\n{FENCE}",
+            "right = 1\n",
+        ),
+        (f"<think>{FENCE}python\nwrong = 1\n{FENCE}</think>\nplain = 2", "\nplain = 2"),
+    ],
+)
+def test_extract_program(response: str, program: str) -> None:
+    assert extract_program(response) == program
+
+
+@pytest.mark.parametrize("response", ["", "   \n", f"<think>{FENCE}python\nx=1\n{FENCE}</think>  "])
+def test_extract_program_none_when_empty(response: str) -> None:
+    assert extract_program(response) is None
+
+
+def test_parse_tests_forms() -> None:
+    call = parse_tests({"entry_point": "f", "inputs": [[1, 2]], "outputs": [3], "atol": 0})
+    assert isinstance(call, CallTests) and call.outputs == [3]
+    stdio = parse_tests({"stdio": [{"input": "1\n", "output": "2"}]})
+    assert isinstance(stdio, StdioTests) and stdio.stdio[0].output == "2"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"entry_point": "f", "inputs": [[1]]}, "canonical_solution"),
+        ({"entry_point": "f", "inputs": [[1], [2]], "outputs": [1]}, "1 entries but `inputs` has 2"),
+        ({"entry_point": "f", "inputs": [[1]], "outputs": [1], "tolerance": 1}, "tolerance"),
+        ({"entry_point": "", "inputs": [[1]], "outputs": [1]}, "entry_point"),
+        ({"entry_point": "f", "inputs": [[1]], "outputs": [1], "atol": -1}, "atol"),
+        ({"stdio": []}, "stdio"),
+        ({"stdio": [{"input": "1"}]}, "stdio.0.output"),
+        ([1, 2], "must be an object"),
+    ],
+)
+def test_parse_tests_rejects_with_field(raw: object, message: str) -> None:
+    with pytest.raises(BadTests, match=message.replace("`", ".")):
+        parse_tests(raw)
+
+
+VALUES = [
+    None,
+    True,
+    0,
+    -7,
+    10**5000,
+    1.5,
+    math.inf,
+    "text\u2603",
+    [1, [2]],
+    (1, (2, "a")),
+    {1, 2},
+    frozenset({(1, 2)}),
+    {"a": [1], (1, 2): {3}},
+    2 + 3j,
+    b"\x00\xff",
+    [],
+    (),
+    {},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=[type(v).__name__ + str(i) for i, v in enumerate(VALUES)])
+def test_encoding_round_trip_keeps_types(value: object) -> None:
+    back = decode(encode(value))
+    assert back == value and type(back) is type(value)
+
+
+def test_encoding_reduces_subclasses_and_hides_custom_eq() -> None:
+    class Liar(int):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = int.__hash__
+
+    back = decode(encode(Liar(5)))
+    assert type(back) is int and back == 5 and back != 6
+    opaque = decode(encode(object()))
+    assert isinstance(opaque, Opaque) and opaque.type_name == "object"
+
+
+@pytest.mark.parametrize("bad", [[1, 2], {"#zz": 1}, {"#l": 1, "#t": 2}, {"#d": [[[1], 2]]}, {"#i": "xyz"}])
+def test_decode_rejects_malformed(bad: object) -> None:
+    with pytest.raises(ValueError):
+        decode(bad)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "atol", "oracle", "same"),
+    [
+        (3, 3, 0, "exact", True),
+        (3, 4, 0, "exact", False),
+        (1, True, 0, "exact", True),  # Python equality, as EvalPlus uses
+        (0.3, 0.1 + 0.2, 0, "exact", True),  # floats get atol 1e-6
+        (0.3, 0.3001, 0, "exact", False),
+        ([0.5, 1.5], [0.5000001, 1.4999999], 0, "exact", True),
+        ([0.5, 1.5], (0.5, 1.5), 0, "exact", False),  # type must match
+        ([0.5, 1.5], [0.5], 0, "exact", False),
+        (1.0, 1.00005, 1e-4, "exact", True),
+        (1.0, 1.0002, 1e-4, "exact", False),
+        (math.nan, math.nan, 0, "exact", False),
+        ([1, 2], [1, 2.0000001], 0, "exact", False),  # not all floats: no tolerance
+        ("a", "a ", 0, "exact", False),
+        ((1, 2, 3), (3, 2, 1), 0, "set", True),
+        ((1, 2, 3), (3, 2), 0, "set", False),
+        (Opaque("Match", "<re.Match ...>"), "anything", 0, "not_none", True),
+        (None, None, 0, "not_none", True),
+        (None, "x", 0, "not_none", False),
+    ],
+)
+def test_outputs_match_follows_evalplus(
+    expected: object, actual: object, atol: float, oracle: str, same: bool
+) -> None:
+    assert outputs_match(expected, actual, atol, oracle) is same
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "same"),
+    [
+        ("3", "3\n", True),
+        ("1 2\n3", "1 2 3  \n\n", True),
+        ("1 2\r\n", "1 2\n", True),
+        ("12", "1 2", False),
+        ("1 2", "2 1", False),
+        ("", "\n", True),
+    ],
+)
+def test_stdout_matches_token_wise(expected: str, actual: str, same: bool) -> None:
+    assert stdout_matches(expected, actual) is same
+
+
+def test_mbppplus_row_conversion() -> None:
+    row = {
+        "task_id": "Mbpp/106",
+        "entry_point": "add_lists",
+        "canonical_solution": "def add_lists(a, b): 0",
+        "base_input": [[[1, 2], [3]]],
+        "plus_input": [[[4], [5, 6]]],
+        "atol": 0,
+    }
+    tests = mbppplus_tests(row)
+    assert tests.inputs == [[[1, 2], (3,)], [[4], (5, 6)]]  # EvalPlus restores the tuple argument
+    assert tests.outputs is None and tests.canonical_solution and tests.oracle == "exact"
+    assert len(mbppplus_tests(row, plus=False).inputs) == 1
+    assert mbppplus_tests({**row, "task_id": "Mbpp/2", "entry_point": "similar_elements"}).oracle == "set"
+    with pytest.raises(BadTests, match="Mbpp/9 lacks canonical_solution"):
+        mbppplus_tests({"task_id": "Mbpp/9", "entry_point": "f", "base_input": []})
