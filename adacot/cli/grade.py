@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.grading_run import GradingRun
 from adacot.api.loader import ResourceError, format_path, load_resources
+from adacot.artifacts.jsonio import ArtifactError
 from adacot.artifacts.shards import ShardSpec
 from adacot.stages.progress import tqdm_callback
 
@@ -61,6 +63,16 @@ def _shard(text: str | None, parallelism: int) -> ShardSpec | None:
     return None
 
 
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """Bad inputs found by the stage (missing files, malformed rows, mixed models: ValueError and
+    FileNotFoundError subclasses, unreadable artifacts) become one-line errors with exit code 1."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, ArtifactError) as error:
+        raise click.ClickException(str(error)) from None
+
+
 def _out_dir(out: Path | None) -> Path:
     if out is not None:
         return out
@@ -72,7 +84,10 @@ def _out_dir(out: Path | None) -> Path:
 def _run_grading(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: bool) -> None:
     from adacot.pipelines.gradingrun import run_gradingrun
 
-    with tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar:
+    with (
+        tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
+        _input_errors(),
+    ):
         summary = run_gradingrun(resource, out, shard=shard, progress=tqdm_callback(progress_bar))
     click.echo(json.dumps(summary, indent=2))
 
@@ -171,12 +186,9 @@ def _runs(pairs: Sequence[str]) -> dict[str, Path]:
 
 def _run_bank(resource: DifficultyBank, out: Path, runs: dict[str, Path]) -> None:
     from adacot.pipelines.difficultybank import run_difficultybank
-    from adacot.stages.bank import BankError
 
-    try:
+    with _input_errors():
         summary = run_difficultybank(resource, out, runs=runs)
-    except BankError as error:
-        raise click.ClickException(str(error)) from None
     click.echo(json.dumps(summary, indent=2))
 
 
