@@ -79,24 +79,29 @@ class HFGenerator:
             out = self._model.generate(
                 torch.tensor([ids], device=self._device),
                 attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=self._device),
+                tokenizer=self._tokenizer,  # transformers needs it to match stop strings
                 **generate_kwargs(sampling, budget, self._eos),
             )
         latency = (time.monotonic() - began) / sampling.n
-        samples = tuple(self._sample(row[len(ids) :].tolist(), len(ids), sampling, latency) for row in out)
+        samples = tuple(
+            self._sample(row[len(ids) :].tolist(), len(ids), sampling, budget, latency) for row in out
+        )
         self.usage.requests += 1
         self.usage.prompt_tokens += len(ids)
         self.usage.completion_tokens += sum(s.completion_tokens for s in samples)
         return Completion(index=index, samples=samples)
 
-    def _sample(self, new: list[int], prompt_tokens: int, sampling: SamplingSpec, latency: float) -> Sample:
+    def _sample(
+        self, new: list[int], prompt_tokens: int, sampling: SamplingSpec, budget: int, latency: float
+    ) -> Sample:
         # Rows shorter than the longest are padded after their EOS; cut at the first EOS.
         end = next((i for i, t in enumerate(new) if t in self._eos), None)
         tokens = new if end is None else new[:end]
         text: str = self._tokenizer.decode(tokens, skip_special_tokens=True)
-        stopped_by_string = any(s in text for s in sampling.stop)
         for stop in sampling.stop:
             text = text.split(stop, 1)[0]
-        stopped = end is not None or stopped_by_string
+        # Ended before the budget without EOS: a stop string matched (transformers matches on tokens).
+        stopped = end is not None or len(new) < budget
         return Sample(
             text=text,
             finish_reason="stop" if stopped else "length",

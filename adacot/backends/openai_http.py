@@ -200,7 +200,9 @@ class OpenAIGenerator:
             self.usage.requests += 1
             data = await self._post(path, payload)
             latency = time.monotonic() - began
-        samples, usage = _parse_response(data, chat="messages" in payload, latency=latency)
+        samples, usage = _parse_response(
+            data, chat="messages" in payload, max_tokens=int(payload["max_tokens"]), latency=latency
+        )
         self._count(usage)
         self._limiter.correct_tokens(estimate, sum(usage))
         return samples
@@ -281,7 +283,9 @@ def _estimate_tokens(payload: dict[str, Any]) -> int:
     return len(json.dumps(prompt)) // 4 + int(payload["n"]) * int(payload["max_tokens"])
 
 
-def _parse_response(data: Any, *, chat: bool, latency: float) -> tuple[list[Sample], tuple[int, int]]:
+def _parse_response(
+    data: Any, *, chat: bool, max_tokens: int, latency: float
+) -> tuple[list[Sample], tuple[int, int]]:
     """Samples (ordered by choice index) and (prompt_tokens, completion_tokens) from a response body."""
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices:
@@ -293,17 +297,19 @@ def _parse_response(data: Any, *, chat: bool, latency: float) -> tuple[list[Samp
         raise AttemptError(f"unexpected response shape: {exc}", retryable=True) from None
     usage = data.get("usage") or {}
     prompt_tokens = int(usage.get("prompt_tokens") or 0)
-    shares = _split(int(usage.get("completion_tokens") or 0), [len(t) for t, _ in texts])
+    reasons = [_finish_reason(choice.get("finish_reason")) for choice in ordered]
+    fixed = [max_tokens if r == "length" else None for r in reasons]
+    shares = split_tokens(int(usage.get("completion_tokens") or 0), [len(t) for t, _ in texts], fixed)
     samples = [
         Sample(
             text=text,
-            finish_reason=_finish_reason(choice.get("finish_reason")),
+            finish_reason=reason,
             prompt_tokens=prompt_tokens,
             completion_tokens=share,
             reasoning=reasoning,
             latency_s=latency,
         )
-        for choice, (text, reasoning), share in zip(ordered, texts, shares, strict=True)
+        for reason, (text, reasoning), share in zip(reasons, texts, shares, strict=True)
     ]
     return samples, (prompt_tokens, sum(shares))
 
@@ -320,12 +326,23 @@ def _finish_reason(value: object) -> FinishReason:
     return "length" if value in ("length", "max_tokens") else "stop"
 
 
-def _split(total: int, weights: list[int]) -> list[int]:
-    """`total` split into integers in proportion to `weights` (evenly when all are 0), summing exactly."""
+def split_tokens(total: int, weights: list[int], fixed: list[int | None]) -> list[int]:
+    """The server's completion-token total of an n>1 response, per choice: a choice cut by max_tokens
+    used exactly max_tokens (its `fixed` value); the rest is split in proportion to text length (evenly
+    when all are empty), in integers that sum to `total`. Falls back to proportional when the fixed
+    parts do not fit (a choice cut by the context, not by max_tokens)."""
     if len(weights) == 1:
         return [total]
-    weights = weights if any(weights) else [1] * len(weights)
-    shares = [total * w // sum(weights) for w in weights]
-    for i in range(total - sum(shares)):
-        shares[i % len(shares)] += 1
+    known = sum(f for f in fixed if f is not None)
+    if known > total or (known < total and all(f is not None for f in fixed)):
+        fixed = [None] * len(weights)
+        known = 0
+    free = [i for i, f in enumerate(fixed) if f is None]
+    shares = [f or 0 for f in fixed]
+    rest = total - known
+    scale = [weights[i] for i in free] if any(weights[i] for i in free) else [1] * len(free)
+    for i, w in zip(free, scale, strict=True):
+        shares[i] = rest * w // sum(scale)
+    for k in range(rest - sum(shares[i] for i in free)):
+        shares[free[k % len(free)]] += 1
     return shares

@@ -79,7 +79,7 @@ def test_tiny_max_tokens_gives_length_and_exact_token_counts(
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm)
     for c in completions:
         messages = [{"role": r, "content": t} for r, t in questions[c.index].messages]
-        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        rendered = str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
         assert rendered.startswith("<|im_start|>user\n") and rendered.endswith("<|im_start|>assistant\n")
         assert c.samples[0].prompt_tokens == len(tokenizer.encode(rendered, add_special_tokens=False))
 

@@ -13,7 +13,7 @@ from fault_server import FaultServer
 
 from adacot.api.common import Endpoint, SamplingSpec, SecretRef
 from adacot.backends.base import Completion, Prompt
-from adacot.backends.openai_http import OpenAIGenerator
+from adacot.backends.openai_http import OpenAIGenerator, split_tokens
 from adacot.backends.ratelimit import Backoff
 
 KEY = "sk-test-7d1f0c2e9a"
@@ -162,3 +162,20 @@ def test_unreachable_server_fails_every_prompt_explicitly(api_key: str) -> None:
         for s in c.samples
     )
     assert (gen.usage.requests, gen.usage.retries, gen.usage.failures) == (4, 2, 2)
+
+
+@pytest.mark.parametrize(
+    ("total", "lengths", "fixed", "shares"),
+    [
+        (32, [40, 60], [16, 16], [16, 16]),  # both cut by max_tokens: exact
+        (20, [40, 60], [16, None], [16, 4]),  # one cut: the rest goes to the other
+        (10, [3, 1], [None, None], [8, 2]),  # proportional to text length
+        (7, [0, 0], [None, None], [4, 3]),  # nothing to go by: even, summing exactly
+        (30, [1, 1], [16, 16], [15, 15]),  # cut by the context, not max_tokens: proportional
+        (5, [4], [16], [5]),  # one choice: the total
+    ],
+)
+def test_split_completion_tokens(
+    total: int, lengths: list[int], fixed: list[int | None], shares: list[int]
+) -> None:
+    assert split_tokens(total, lengths, fixed) == shares
