@@ -7,8 +7,9 @@ Running in-process. vLLM's V1 engine normally runs its core in a separate proces
 (and wherever CUDA is already initialised) that process is *spawned*, which re-imports `__main__` and
 fails inside pytest or any caller without an `if __name__ == "__main__":` guard. This generator therefore
 sets VLLM_ENABLE_V1_MULTIPROCESSING=0 (unless the caller set it) before building the engine, so the
-engine core runs in the calling process. The cost is the overlap of scheduling with the forward pass,
-a few percent at most; pass `in_process=False` from a guarded entry point to get it back. Tensor
+engine core runs in the calling process. The cost is the overlap of scheduling with the forward pass
+(not measured here; it matters most on fast GPUs); pass `in_process=False` from a guarded entry point
+to get it back. Tensor
 parallelism (`options.tensor_parallel_size` > 1) still starts one worker process per GPU either way.
 
 CPU memory. On the CPU build `gpu_memory_utilization` is the share of the *host's* memory reserved for

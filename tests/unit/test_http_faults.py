@@ -136,7 +136,7 @@ def test_completions_api_from_inside_a_running_loop(api_key: str) -> None:
 
 
 def test_stopping_early_abandons_the_rest(api_key: str) -> None:
-    prompts = [Prompt.chat(f"q{i}") for i in range(40)]
+    prompts = [Prompt.chat(f"q{i}") for i in range(200)]
     with FaultServer() as server:
         gen = OpenAIGenerator(endpoint(server.url, concurrency=2))
         first = next(iter(gen.generate(prompts, SamplingSpec(max_tokens=4))))
