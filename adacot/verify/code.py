@@ -120,7 +120,7 @@ class CodeVerifier:
         if program is None:
             return Verdict(correct=False, reason="no_program", passed=0, total=total)
         try:
-            expected = self._expected_outputs(spec)
+            expected = self.expected_outputs(spec)
         except BadTests as exc:
             return Verdict(correct=None, reason="bad_tests", extracted=program, detail=_cap(str(exc)))
         run = self._run(program, spec)
@@ -143,8 +143,9 @@ class CodeVerifier:
         files = {"job.json": json.dumps(job).encode(), "program.py": program.encode()}
         return self.sandbox.run(_HARNESS_SOURCE, files)
 
-    def _expected_outputs(self, spec: CodeTests) -> list[Any]:
-        """Expected values: from the spec, or from the canonical solution (cached by content)."""
+    def expected_outputs(self, spec: CodeTests) -> list[Any]:
+        """Expected values: from the spec, or from the canonical solution (cached by content); raises
+        BadTests when the canonical solution fails."""
         if isinstance(spec, StdioTests):
             return [case.output for case in spec.stdio]
         if spec.outputs is not None:

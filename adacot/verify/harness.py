@@ -35,8 +35,10 @@ import selectors
 import signal
 import sys
 import time
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _REPR_CAP = 2000
 _DETAIL_CAP = 1000
@@ -388,6 +390,8 @@ def _call_worker(code: Any, job: dict[str, Any], start: int, fd: int) -> None:
 
 
 def _error_line(exc: BaseException, context: str) -> str:
+    import traceback  # only on errors: every sandbox start pays for eager imports
+
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return _short(f"{context + ': ' if context else ''}{text}")
 
@@ -413,7 +417,7 @@ def _stdio_worker(code: Any, fd: int) -> None:
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
-        traceback.print_exc()
+        sys.__excepthook__(*sys.exc_info())  # C-level printing: no traceback import per test
         status = 1
     for stream in (sys.stdout, sys.stderr):
         try:

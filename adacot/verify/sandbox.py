@@ -1,7 +1,7 @@
 """Run untrusted Python in a confined child process and collect what its harness reports.
 
-Called by adacot.verify.code (the code Result-Verifier); the same file is also the child's entry
-point (`python -s -S -B -P sandbox.py CONFIG`), so it imports only the standard library.
+Called by adacot.verify.code (the code Result-Verifier). The child side lives in
+adacot.verify.confine (`python -s -S -B -P confine.py CONFIG`); both import only the standard library.
 
 What a run gets, on every machine:
   * a fresh session and process group (killed as a whole on timeout, overflow and exit);
@@ -39,11 +39,9 @@ bandwidth contention with other work on the machine; timing side channels.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import queue
-import resource
 import secrets
 import selectors
 import shutil
@@ -55,10 +53,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWPID = 0x20000000
-_PR_SET_PDEATHSIG = 1
-_PR_SET_DUMPABLE = 4
+_CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py")
+"""The child's entry point: a standard-library-only module kept small so that it starts fast."""
 _MARKER = "ADACOT_SANDBOX_RUN"
 _READ_CHUNK = 1 << 16
 _DRAIN_SECONDS = 5.0  # after the child exits, how long stragglers may keep the pipes open
@@ -142,7 +138,7 @@ def probe_isolation(python: str = sys.executable) -> Isolation:
         return Isolation(False, False, False, "not root: no namespaces, no privilege drop")
     cfg = _ChildConfig(workdir="/", script="", channel_fd=-1, limits={}, probe=True)
     proc = subprocess.run(
-        [python, "-s", "-S", "-B", "-P", __file__, json.dumps(asdict(cfg))],
+        [python, "-s", "-S", "-B", "-P", _CHILD, json.dumps(asdict(cfg))],
         capture_output=True,
         env=_base_env("/", ""),
         timeout=60,
@@ -219,7 +215,7 @@ class Sandbox:
             started = time.monotonic()
             try:
                 proc = subprocess.Popen(
-                    [limits.python, "-s", "-S", "-B", "-P", __file__, json.dumps(asdict(cfg))],
+                    [limits.python, "-s", "-S", "-B", "-P", _CHILD, json.dumps(asdict(cfg))],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
@@ -427,112 +423,3 @@ def sandbox_processes(prefix: str = "") -> list[int]:
         if state != b"Z":
             live.append(pid)
     return live
-
-
-# ----------------------------------------------------------------------------- child side: confinement
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _unshare(flags: int) -> None:
-    if _libc().unshare(flags) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
-
-
-def _set_limits(limits: dict[str, float | int | str]) -> None:
-    def cap(which: int, value: int) -> None:
-        resource.setrlimit(which, (value, value))
-
-    cap(resource.RLIMIT_CPU, int(limits["cpu_seconds"]))
-    cap(resource.RLIMIT_AS, int(limits["memory_bytes"]))
-    cap(resource.RLIMIT_FSIZE, int(limits["file_size_bytes"]))
-    cap(resource.RLIMIT_NPROC, int(limits["max_processes"]))
-    cap(resource.RLIMIT_NOFILE, int(limits["max_open_files"]))
-    cap(resource.RLIMIT_CORE, 0)
-
-
-def _keep_stdlib_reachable() -> None:
-    """Re-point sys.path at descriptors of its directories, opened while still privileged."""
-    moved = {}
-    for entry in sys.path:
-        if os.path.isdir(entry):
-            moved[entry] = f"/proc/self/fd/{os.open(entry, os.O_RDONLY | os.O_DIRECTORY)}"
-    sys.path[:] = list(moved.values())
-    sys.path_importer_cache.clear()
-    # Packages already imported (encodings, ...) find their submodules through __path__.
-    for module in list(sys.modules.values()):
-        package_path = getattr(module, "__path__", None)
-        if isinstance(package_path, list):
-            package_path[:] = [_relocate(item, moved) for item in package_path]
-
-
-def _relocate(path: str, moved: dict[str, str]) -> str:
-    for old, new in moved.items():
-        if path == old or path.startswith(old + os.sep):
-            return new + path[len(old) :]
-    return path
-
-
-def _drop_privileges(uid: int) -> None:
-    _keep_stdlib_reachable()
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
-    if os.getuid() != uid or os.geteuid() != uid:
-        raise OSError("privilege drop did not take")
-
-
-def _launch_in_pidns() -> None:
-    """Fork; the child becomes PID 1 of the new namespace, this process waits and mirrors its status."""
-    pid = os.fork()
-    if pid == 0:
-        return
-    for fd in (0, 1, 2):
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def _child_main(cfg: _ChildConfig) -> None:
-    if cfg.probe:
-        return _probe()
-    flags = (_CLONE_NEWNET if cfg.netns else 0) | (_CLONE_NEWPID if cfg.pidns else 0)
-    if flags:
-        _unshare(flags)
-    if cfg.pidns:
-        _launch_in_pidns()
-    os.umask(0o077)
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
-    _set_limits(cfg.limits)
-    if cfg.uid is not None:
-        _drop_privileges(cfg.uid)
-    libc = _libc()
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program's processes cannot ptrace the harness
-    path = os.path.join(cfg.workdir, cfg.script)
-    with open(path, encoding="utf-8") as handle:
-        code = compile(handle.read(), path, "exec")
-    sys.argv = [path, str(cfg.channel_fd), *cfg.argv]
-    exec(code, {"__name__": "__main__", "__file__": path})
-
-
-def _probe() -> None:
-    found = {}
-    for name, flag in (("netns", _CLONE_NEWNET), ("pidns", _CLONE_NEWPID)):
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _unshare(flag)
-            except OSError as exc:
-                print(exc, file=sys.stderr)
-                os._exit(1)
-            os._exit(0)
-        found[name] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-    print(json.dumps(found))
-
-
-if __name__ == "__main__":
-    _child_main(_ChildConfig(**json.loads(sys.argv[1])))
