@@ -14,14 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from adacot.cli import crds, demo, verify
+    from adacot.cli import crds, demo, grade, verify
 
-    main.add_command(crds.crds)
-    main.add_command(demo.demo)
-    main.add_command(verify.verify)
-    from adacot.cli.grade import bank, grade, stage
-
-    for command in (grade, bank, stage):
+    for command in (crds.crds, verify.verify, grade.grade, grade.bank, grade.stage, demo.demo):
         main.add_command(command)
 
 
