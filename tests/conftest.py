@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from shared_data import SHARED_DATA
 
 from adacot.tiny_models import build_tiny_lm
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MATH500 = SHARED_DATA / "math500.jsonl"
 SERVER_START_TIMEOUT_S = 300
 # A fixed KV cache: on the CPU build vLLM otherwise reserves a share of the host's memory and refuses

@@ -15,11 +15,14 @@ class Verdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     correct: bool | None
-    reason: str = Field(description="Short machine-readable reason, e.g. equivalent, not_equivalent, "
-                        "no_answer, gold_unparseable, timeout, passed, failed_test, runtime_error.")
+    reason: str = Field(
+        description="Short machine-readable reason, e.g. equivalent, not_equivalent, "
+        "no_answer, gold_unparseable, timeout, passed, failed_test, runtime_error."
+    )
     extracted: str | None = Field(default=None, description="The extracted final answer or program.")
-    detail: str | None = Field(default=None, description="Human-readable detail (first failing test, "
-                               "error text), capped in size.")
+    detail: str | None = Field(
+        default=None, description="Human-readable detail (first failing test, error text), capped in size."
+    )
     passed: int | None = Field(default=None, description="Code: tests passed.")
     total: int | None = Field(default=None, description="Code: tests run.")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
+from shared_data import MBPPPLUS
 
 from adacot.verify.code import CodeVerifier
 from adacot.verify.code_tests import mbppplus_tests
@@ -15,7 +15,7 @@ from adacot.verify.sandbox import SandboxLimits
 
 pytestmark = pytest.mark.integration
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mbppplus.jsonl"
+DATA = MBPPPLUS
 # Mbpp/255 tests 88, 89, 93, 99, 103 return up to 1.66 million 77-tuples: they travel as digests
 # (harness.Digest) and need EvalPlus's 4 GiB memory limit.
 LIMITS = SandboxLimits(test_seconds=30, wall_seconds=300, memory_bytes=4 << 30)

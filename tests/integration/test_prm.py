@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from shared_data import MATH500
 
 from adacot.api.common import ModelSpec
 from adacot.api.grading_run import PrmSpec
@@ -27,7 +28,6 @@ from adacot.tiny_prm import (
 
 pytestmark = pytest.mark.integration
 
-MATH500 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "math500.jsonl"
 
 # Traces a base model might write, keyed by the start of the MATH-500 problem; some right, some wrong.
 TRACES = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_data import MATH500
 
 from adacot.api.common import TaskType
 from adacot.api.difficulty_bank import DedupeSpec, DifficultyBank
@@ -16,8 +17,6 @@ from adacot.artifacts import BankEntry, GradedQuestion, Question, read_manifest,
 from adacot.pipelines.difficultybank import run_difficultybank
 from adacot.reports.histogram import write_level_histogram
 from adacot.stages.bank import BankError, SourceRows, build_bank, normalise_question
-
-MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
 
 
 def graded(qid: str, text: str, level: int | None) -> GradedQuestion:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pytest
 import yaml
+from crd_validation import validate_object
 from pydantic import BaseModel, ConfigDict, Field
 
 from adacot.api.common import ApiModel
 from adacot.api.crdgen import HEADER, build_crd, compare, crd_filename, generate, render, write
 from adacot.api.schema_k8s import SchemaError, strip_validation, to_structural
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crd_validation import validate_object
 
 
 class Mode(str, Enum):

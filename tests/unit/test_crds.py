@@ -18,13 +18,11 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from crd_validation import CRD_DIR, _program, load_crds, schema_errors, validate_object
 
 from adacot.api import RESOURCE_KINDS
 from adacot.api.crdgen import HEADER
 from adacot.cli.crds import crds as crds_command
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crd_validation import CRD_DIR, _program, load_crds, schema_errors, validate_object
 
 SAMPLES = CRD_DIR / "samples"
 TYPES = {"object", "array", "string", "integer", "number", "boolean"}

@@ -10,6 +10,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shared_data import SHARED_DATA
 
 from adacot.api.common import DatasetSpec
 from adacot.artifacts.datasets import DatasetError, load_questions
@@ -17,7 +18,7 @@ from adacot.artifacts.manifest import Manifest
 from adacot.artifacts.rows import question_id
 from adacot.artifacts.store import ArtifactDir
 
-DATA = Path("/work/shared/data")
+DATA = SHARED_DATA
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared benchmark data not present")
 
 ROWS: list[dict[str, Any]] = [

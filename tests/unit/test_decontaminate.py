@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from shared_data import MATH500
 
 from adacot.api.common import TaskType
 from adacot.artifacts.rows import Question
 from adacot.stages.decontaminate import BenchmarkIndex, BenchmarkItem, ngrams, normalise_words
-
-MATH500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "math500.jsonl"
 
 
 def math500(limit: int) -> list[BenchmarkItem]:

@@ -7,19 +7,18 @@ e.g. `math500[7]`. The sweep at the end checks every gold answer against itself 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_data import SHARED_DATA
 
 import adacot.verify.math as math_verifier
 from adacot.verify.math import verify_math
 from adacot.verify.math_extract import gold_answer
 
-DATA = Path(os.environ.get("ADACOT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = SHARED_DATA
 FILES = {
     "math500": "math500.jsonl",
     "aime24": "aime24.jsonl",
