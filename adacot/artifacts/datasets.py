@@ -174,6 +174,11 @@ def _iter_file(path: Path, kind: str) -> Iterator[RawRow]:
     return _iter_parquet_rows(path) if kind == "parquet" else iter_jsonl_rows(path)
 
 
+def iter_file_rows(path: Path) -> Iterator[RawRow]:
+    """The raw rows of one JSONL or Parquet file, by suffix (stage inputs such as responses files)."""
+    return _iter_file(path, "parquet" if path.name.endswith(".parquet") else "jsonl")
+
+
 def _open_text(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is a binary IO
@@ -310,17 +315,22 @@ def _tests_field(value: dict[str, Any], name: str | None) -> dict[str, Any]:
         raise _BadRow(
             f"field {name!r} is missing (task code needs tests; set fields.tests to map another field)"
         )
-    tests = value[name]
-    if isinstance(tests, str):
+    try:
+        return decode_tests(value[name])
+    except ValueError as error:
+        raise _BadRow(f"field {name!r} {error}") from None
+
+
+def decode_tests(value: object) -> dict[str, Any]:
+    """A code question's tests: an object, or a string holding one (common in exported datasets)."""
+    if isinstance(value, str):
         try:
-            tests = json.loads(tests)
+            value = json.loads(value)
         except json.JSONDecodeError as error:
-            raise _BadRow(f"field {name!r} is a string but not valid JSON ({error.msg})") from None
-    if not isinstance(tests, dict):
-        raise _BadRow(
-            f"field {name!r} must be a JSON object (or a string holding one), got {_type_name(tests)}"
-        )
-    return tests
+            raise ValueError(f"is a string but not valid JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object (or a string holding one), got {_type_name(value)}")
+    return value
 
 
 def _id_field(value: dict[str, Any], name: str | None) -> str | None:

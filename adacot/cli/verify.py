@@ -118,15 +118,9 @@ def _reference(value: Any) -> str:
 
 
 def _tests(value: Any) -> dict[str, Any]:
-    """Tests may be stored as a JSON string (common in exported datasets) or as an object."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"is a string but not JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"should be an object (see README: tests), got {type(value).__name__}")
-    return value
+    from adacot.artifacts.datasets import decode_tests
+
+    return decode_tests(value)
 
 
 FieldRule = tuple[str, Callable[[Any], Any]]

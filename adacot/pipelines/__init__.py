@@ -45,21 +45,10 @@ def write_termination_message(summary: dict[str, Any]) -> Path | None:
 
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(place, row) of a JSONL or Parquet file (by suffix); a bad JSON line raises with file:line."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """(place, row) of a JSONL or Parquet file (by suffix); a malformed row raises with file:line."""
+    from adacot.artifacts.datasets import iter_file_rows
 
-        for index, row in enumerate(pq.read_table(path).to_pylist()):
-            yield f"{path}:row {index}", row
-        return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON: {error.msg}") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
-            yield f"{path}:{number}", row
+    for raw in iter_file_rows(path):
+        if raw.error is not None or not isinstance(raw.value, dict):
+            raise ValueError(f"{raw.where}: {raw.error or 'expected a JSON object'}")
+        yield raw.where, raw.value
