@@ -14,9 +14,18 @@ def main() -> None:
 
 
 def _register() -> None:
-    from adacot.cli import crds, demo, grade, verify
+    from adacot.cli import crds, demo, distill, grade, verify
 
-    for command in (crds.crds, verify.verify, grade.grade, grade.bank, grade.stage, demo.demo):
+    for command in (
+        crds.crds,
+        verify.verify,
+        grade.grade,
+        grade.bank,
+        grade.stage,
+        distill.sample_command,
+        distill.distill,
+        demo.demo,
+    ):
         main.add_command(command)
 
 
