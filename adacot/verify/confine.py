@@ -1,11 +1,22 @@
-"""The sandbox's child side: confine this process, then run the harness script.
+"""The sandbox's child side: confine a process, then run the harness script in it.
 
-Started by adacot.verify.sandbox as `python -s -S -B -P confine.py CONFIG_JSON` in a fresh session.
-It imports only a few standard-library modules because every sandboxed sample pays for this start:
-heavier imports here cost more than the namespaces and the privilege drop together. Order matters:
-namespaces first (they need root), then the PID-namespace fork, rlimits, the privilege drop (after
-which nothing privileged can happen), the parent-death signal and non-dumpability, and only then the
-harness. See adacot.verify.sandbox for what this does and does not protect against.
+Two modes, both started by the parent (adacot.verify.sandbox, adacot.verify.zygote) as
+`python -s -S -B -P confine.py CONFIG_JSON` in a fresh session:
+  * one run (CONFIG has `workdir`, ...): confine this very process and run the script; the fallback
+    path, one fresh interpreter per run;
+  * serve (CONFIG has `serve`, a socket fd): the fork server ("zygote"). It preloads the standard
+    library modules the harness uses, then answers requests on its socket: each brings three pipe
+    write ends (stdout, stderr, result channel) and a JSON run config; the zygote forks, replies with
+    the child's pid and later with its exit status. The zygote itself never runs the script or
+    candidate code and stays single-threaded, so a fork copies no lock held by another thread.
+
+The forked child first cuts every tie to the zygote (socket and all other descriptors closed, own
+session, fds 1/2/3 = the run's pipes), writes the run's marker into its environment block, and then
+does exactly what one-run mode does. Order matters: namespaces first (they need root), then the
+PID-namespace fork, rlimits, the privilege drop (after which nothing privileged can happen), the
+parent-death signal and non-dumpability, and only then the script. Imports are standard library only
+and few, because a one-run start pays for each. See adacot.verify.sandbox for what this does and does
+not protect against.
 """
 
 from __future__ import annotations
@@ -19,12 +30,22 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import socket
+    from types import CodeType
     from typing import Any
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWPID = 0x20000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
+_SERVED_CHANNEL_FD = 3
+"""Where a served child finds its result channel (stdout and stderr are 1 and 2)."""
+_PRELOAD = (
+    "contextlib json selectors signal time traceback hashlib typing "  # the harness's own
+    "bisect collections functools heapq itertools math operator re string"  # what programs often import
+)
+"""Modules the zygote imports once for all its children. Not `random` or `tempfile`: a module that
+seeds itself at import would hand every child the same state."""
 
 
 def _libc() -> ctypes.CDLL:
@@ -80,25 +101,24 @@ def _drop_privileges(uid: int) -> None:
         raise OSError("privilege drop did not take")
 
 
-def _launch_in_pidns() -> None:
+def _launch_in_pidns(channel_fd: int) -> None:
     """Fork; the child becomes PID 1 of the new namespace, this process waits and mirrors its status."""
     pid = os.fork()
     if pid == 0:
         return
-    for fd in (0, 1, 2):
+    for fd in (0, 1, 2, channel_fd):
         os.close(fd)
     _, status = os.waitpid(pid, 0)
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def _child_main(cfg: dict[str, Any]) -> None:
-    if cfg["probe"]:
-        return _probe()
+def _confine(cfg: dict[str, Any]) -> None:
+    """Namespaces, PID-1 fork, rlimits, privilege drop, parent-death signal, non-dumpable."""
     flags = (_CLONE_NEWNET if cfg["netns"] else 0) | (_CLONE_NEWPID if cfg["pidns"] else 0)
     if flags:
         _unshare(flags)
     if cfg["pidns"]:
-        _launch_in_pidns()
+        _launch_in_pidns(cfg["channel_fd"])
     os.umask(0o077)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
     _set_limits(cfg["limits"])
@@ -107,6 +127,14 @@ def _child_main(cfg: dict[str, Any]) -> None:
     libc = _libc()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program's processes cannot ptrace the harness
+
+
+def _child_main(cfg: dict[str, Any]) -> None:
+    if cfg.get("serve") is not None:
+        return _serve(cfg)
+    if cfg["probe"]:
+        return _probe()
+    _confine(cfg)
     path = os.path.join(cfg["workdir"], cfg["script"])
     with open(path, encoding="utf-8") as handle:
         code = compile(handle.read(), path, "exec")
@@ -127,6 +155,152 @@ def _probe() -> None:
             os._exit(0)
         found[name] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     print(json.dumps(found))
+
+
+# ----------------------------------------------------------------------------- serve mode (zygote)
+
+
+def _serve(cfg: dict[str, Any]) -> None:
+    """The fork server's loop: one request at a time, until the parent closes its end."""
+    import gc
+    import socket
+
+    libc = _libc()
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != cfg["parent"]:  # the parent died before the line above
+        return
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # no process of the caller's uid can ptrace the zygote
+    for name in _PRELOAD.split():
+        __import__(name)
+    gc.freeze()  # children share these pages instead of copying them when the collector touches them
+    server = socket.socket(fileno=cfg["serve"])
+    server.send(b'{"ready": true}')
+    codes: dict[str, CodeType | None] = {}
+    last = 0
+    while True:
+        message, fds, _, _ = socket.recv_fds(server, 1 << 16, 3)
+        if last:
+            os.waitpid(last, 0)  # kept as a zombie until now, so its pid and group stayed reserved
+            last = 0
+        if not message:  # the parent closed its end, or died
+            return
+        try:
+            last = _fork_run(server, json.loads(message), fds, codes, cfg["placeholder"])
+        except Exception as exc:
+            server.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+            continue
+        finally:
+            for fd in fds:
+                os.close(fd)
+        server.send(json.dumps({"pid": last}).encode())
+        server.send(json.dumps({"status": _exit_status(last)}).encode())
+
+
+def _fork_run(
+    server: socket.socket,
+    request: dict[str, Any],
+    fds: list[int],
+    codes: dict[str, CodeType | None],
+    placeholder: str,
+) -> int:
+    """Fork the run's child; return once it has its own session and holds none of our descriptors."""
+    with open(os.path.join(request["workdir"], request["script"]), encoding="utf-8") as handle:
+        source = handle.read()
+    if source not in codes:
+        if len(codes) >= 4:
+            codes.clear()
+        try:
+            codes[source] = compile(source, request["script"], "exec")
+        except (SyntaxError, ValueError):
+            codes[source] = None  # the child compiles it again and reports the error on its stderr
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        _served_child(server, request, fds, codes[source] or source, placeholder)
+    os.close(ready_write)
+    os.read(ready_read, 1)  # EOF: the child has called setsid() and closed everything of ours
+    os.close(ready_read)
+    return pid
+
+
+def _exit_status(pid: int) -> int:
+    """Like Popen.returncode; the child is left a zombie (WNOWAIT) until the next request."""
+    found = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert found is not None
+    return found.si_status if found.si_code == os.CLD_EXITED else -found.si_status
+
+
+def _served_child(
+    server: socket.socket, request: dict[str, Any], fds: list[int], code: CodeType | str, placeholder: str
+) -> None:
+    """In the zygote's child: never returns into the zygote's loop."""
+    status = 1
+    try:
+        server.close()
+        os.setsid()
+        _adopt_descriptors(fds)
+        libc = _libc()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # as a fresh process: visible to the marker scan
+        _mark_environment(placeholder, request["marker"], request["env"])
+        os.chdir(request["workdir"])
+        _confine(request | {"channel_fd": _SERVED_CHANNEL_FD})
+        status = _run_code(code, request)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except BaseException:
+                status = status or 1
+        os._exit(status)
+
+
+def _adopt_descriptors(fds: list[int]) -> None:
+    """stdout, stderr and the channel onto 1, 2 and 3; fd 0 stays /dev/null; everything else closed:
+    the zygote's socket and log, the ready pipe, the received originals."""
+    for target, fd in zip((1, 2, _SERVED_CHANNEL_FD), fds, strict=True):
+        os.dup2(fd, target)
+    os.closerange(_SERVED_CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def _mark_environment(placeholder: str, marker: str, env: dict[str, str]) -> None:
+    """Write the run's marker over the zygote's placeholder entry in the initial environment block:
+    that block is what /proc/PID/environ shows, and the parent finds a run's processes by it. Then
+    set os.environ (HOME, TMPDIR, marker), which processes the program starts inherit."""
+    with open("/proc/self/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[47]), int(fields[48])  # env_start and env_end, fields 50 and 51
+    offset, new = 0, marker.encode()
+    for entry in ctypes.string_at(start, end - start).split(b"\0"):
+        if entry.startswith(placeholder.encode() + b"=") and len(entry) == len(new):
+            ctypes.memmove(start + offset, new, len(new))
+            break
+        offset += len(entry) + 1
+    else:
+        raise OSError(f"no {placeholder} entry of {len(new)} bytes in the environment block")
+    os.environ.pop(placeholder, None)
+    os.environ.update(env)
+
+
+def _run_code(code: CodeType | str, request: dict[str, Any]) -> int:
+    """Run the script as __main__, as the interpreter would; return the exit status it would have."""
+    path = os.path.join(request["workdir"], request["script"])
+    sys.argv = [path, str(_SERVED_CHANNEL_FD), *request["argv"]]
+    try:
+        if isinstance(code, str):
+            code = compile(code, request["script"], "exec")
+        exec(code, {"__name__": "__main__", "__file__": path})
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0) & 0xFF
+        print(exc.code, file=sys.stderr)
+        return 1
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
