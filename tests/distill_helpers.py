@@ -51,7 +51,9 @@ def job(name: str = "dj", **spec: Any) -> DistillationJob:
     }
     for key, value in spec.items():
         if key == "teacher" and isinstance(value, dict):
-            body[key] = {**body[key], **value}
+            # A teacher given with a server replaces the default endpoint (the spec allows one of them).
+            base = {k: v for k, v in body[key].items() if not ("server" in value and k == "endpoint")}
+            body[key] = {**base, **value}
         else:
             body[key] = value
     return DistillationJob.model_validate(
