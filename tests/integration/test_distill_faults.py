@@ -4,17 +4,19 @@ record, none lost or duplicated. And bad inputs stop with a clear error before a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from conftest import free_port
 from distill_helpers import entry, job, sum_bank, write_bank
 from fault_server import FaultServer
 
 from adacot.api.common import Endpoint, PromptSpec
-from adacot.artifacts import SftExample, read_records, verify_artifact
+from adacot.artifacts import SftExample, read_manifest, read_records, verify_artifact
 from adacot.backends.base import Generator
 from adacot.backends.openai_http import OpenAIGenerator
 from adacot.backends.ratelimit import Backoff
@@ -137,3 +139,22 @@ def test_a_restart_with_another_spec_is_refused(tmp_path: Path) -> None:
     assert (out / "sample.jsonl").is_file()
     with pytest.raises(ValueError, match="saved sample was drawn from another bank or spec"):
         run_distillationjob(job(seed=7), out, bank_dir=bank, generator=never)
+
+
+def test_cli_spec_and_stage_entry_points(tmp_path: Path, server: FaultServer) -> None:
+    """`adacot distill --spec` and `adacot stage distillationjob` run the job against a live endpoint (the
+    fault server answering normally: the default teacher path, /v1/models probe included)."""
+    bank = write_bank(tmp_path / "bank", echo_bank()[6:])  # questions without scripted faults
+    teacher = {"endpoint": {"url": server.url, "model": "t"}, "prompt": {"instruction": ""}, "maxAttempts": 1}
+    resource = job(size=6, teacher=teacher)
+    spec = tmp_path / "dj.yaml"
+    spec.write_text(yaml.safe_dump(resource.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    runner = CliRunner()
+    flags = ["--spec", str(spec), "--bank", str(bank)]
+    result = runner.invoke(main, ["distill", *flags, "--out", str(tmp_path / "a"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert summary["complete"] and summary["kept"] == 3 and summary["questions"] == 6  # even i are right
+    staged = runner.invoke(main, ["stage", "distillationjob", *flags, "--out", str(tmp_path / "b")])
+    assert staged.exit_code == 0, staged.output
+    assert read_manifest(tmp_path / "b").files == read_manifest(tmp_path / "a").files  # same dataset
