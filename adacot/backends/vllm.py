@@ -158,6 +158,11 @@ def engine_kwargs(model: ModelSpec, options: VllmOptions, *, max_model_len: int 
     context = max_model_len or model.max_model_len
     if context is not None:
         kwargs["max_model_len"] = context
+    if _on_cpu():
+        # vLLM's CPU build fails ("CPU Generator does not use offset") when chunked prefill splits the
+        # prompt of a seeded request across steps, and every grading request is seeded: prefill whole
+        # prompts there (extra_args can turn chunking back on).
+        kwargs["enable_chunked_prefill"] = False
     kwargs.update(parse_extra_args(options.extra_args))
     return kwargs
 
