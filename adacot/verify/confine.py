@@ -12,11 +12,14 @@ Two modes, both started by the parent (adacot.verify.sandbox, adacot.verify.zygo
 
 The forked child first cuts every tie to the zygote (socket and all other descriptors closed, own
 session, fds 1/2/3 = the run's pipes), writes the run's marker into its environment block, and then
-does exactly what one-run mode does. Order matters: namespaces first (they need root), then the
-PID-namespace fork, rlimits, the privilege drop (after which nothing privileged can happen), the
-parent-death signal and non-dumpability, and only then the script. Imports are standard library only
-and few, because a one-run start pays for each. See adacot.verify.sandbox for what this does and does
-not protect against.
+does what one-run mode does, with two steps moved into the zygote: it unshares the PID namespace just
+before the fork (and steps back after), so the child is PID 1 itself instead of forking once more;
+and when runs drop privileges it re-points sys.path at directory descriptors once, at start-up.
+Order matters: namespaces first (they need root), then the PID-namespace fork, rlimits, the
+privilege drop (after which nothing privileged can happen), the parent-death signal and
+non-dumpability, and only then the script. Imports are standard library only and few, because a
+one-run start pays for each. See adacot.verify.sandbox for what this does and does not protect
+against.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import socket
     from types import CodeType
     from typing import Any
 
@@ -38,6 +40,7 @@ _CLONE_NEWNET = 0x40000000
 _CLONE_NEWPID = 0x20000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
+_LIBC: ctypes.CDLL | None = None
 _SERVED_CHANNEL_FD = 3
 """Where a served child finds its result channel (stdout and stderr are 1 and 2)."""
 _PRELOAD = (
@@ -49,7 +52,10 @@ seeds itself at import would hand every child the same state."""
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
 
 
 def _unshare(flags: int) -> None:
@@ -70,12 +76,14 @@ def _set_limits(limits: dict[str, float | int | str]) -> None:
     cap(resource.RLIMIT_CORE, 0)
 
 
-def _keep_stdlib_reachable() -> None:
-    """Re-point sys.path at descriptors of its directories, opened while still privileged."""
-    moved = {}
+def _keep_stdlib_reachable() -> list[int]:
+    """Re-point sys.path at descriptors of its directories, opened while still privileged; returns
+    the descriptors."""
+    moved, fds = {}, []
     for entry in sys.path:
         if os.path.isdir(entry):
-            moved[entry] = f"/proc/self/fd/{os.open(entry, os.O_RDONLY | os.O_DIRECTORY)}"
+            fds.append(os.open(entry, os.O_RDONLY | os.O_DIRECTORY))
+            moved[entry] = f"/proc/self/fd/{fds[-1]}"
     sys.path[:] = list(moved.values())
     sys.path_importer_cache.clear()
     # Packages already imported (encodings, ...) find their submodules through __path__.
@@ -83,6 +91,7 @@ def _keep_stdlib_reachable() -> None:
         package_path = getattr(module, "__path__", None)
         if isinstance(package_path, list):
             package_path[:] = [_relocate(item, moved) for item in package_path]
+    return fds
 
 
 def _relocate(path: str, moved: dict[str, str]) -> str:
@@ -92,8 +101,9 @@ def _relocate(path: str, moved: dict[str, str]) -> str:
     return path
 
 
-def _drop_privileges(uid: int) -> None:
-    _keep_stdlib_reachable()
+def _drop_privileges(uid: int, relocate: bool) -> None:
+    if relocate:
+        _keep_stdlib_reachable()
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
@@ -112,7 +122,7 @@ def _launch_in_pidns(channel_fd: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def _confine(cfg: dict[str, Any]) -> None:
+def _confine(cfg: dict[str, Any], relocate: bool = True) -> None:
     """Namespaces, PID-1 fork, rlimits, privilege drop, parent-death signal, non-dumpable."""
     flags = (_CLONE_NEWNET if cfg["netns"] else 0) | (_CLONE_NEWPID if cfg["pidns"] else 0)
     if flags:
@@ -123,7 +133,7 @@ def _confine(cfg: dict[str, Any]) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
     _set_limits(cfg["limits"])
     if cfg["uid"] is not None:
-        _drop_privileges(cfg["uid"])
+        _drop_privileges(cfg["uid"], relocate)
     libc = _libc()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program's processes cannot ptrace the harness
@@ -160,67 +170,94 @@ def _probe() -> None:
 # ----------------------------------------------------------------------------- serve mode (zygote)
 
 
-def _serve(cfg: dict[str, Any]) -> None:
-    """The fork server's loop: one request at a time, until the parent closes its end."""
-    import gc
-    import socket
+class _Zygote:
+    """The fork server: one request at a time, until the parent closes its end of the socket."""
 
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        import gc
+        import socket
+
+        self.cfg = cfg
+        self.server = socket.socket(fileno=cfg["serve"])
+        self.codes: dict[str, CodeType | None] = {}
+        self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY) if cfg["pidns"] else -1
+        self.pidfd = os.pidfd_open(os.getpid())  # readable once the zygote has died
+        self.keep: list[int] = []  # descriptors a child keeps: the stdlib directories
+        for name in _PRELOAD.split():
+            __import__(name)
+        if cfg["relocate"]:  # once here instead of in every child (see _keep_stdlib_reachable)
+            self.keep = _keep_stdlib_reachable()
+            from importlib.machinery import PathFinder
+
+            PathFinder.find_spec("_adacot_prime_the_finders")  # children inherit warm directory caches
+        gc.freeze()  # children share these pages instead of copying them when the collector runs
+
+    def serve(self) -> None:
+        import socket
+
+        self.server.send(b'{"ready": true}')
+        last = 0
+        while True:
+            message, fds, _, _ = socket.recv_fds(self.server, 1 << 16, 3)
+            if last:
+                os.waitpid(last, 0)  # kept as a zombie until now, so its pid and group stayed reserved
+                last = 0
+            if not message:  # the parent closed its end, or died
+                return
+            try:
+                last = self.fork_run(json.loads(message), fds)
+            except Exception as exc:
+                self.server.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+                continue
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            self.server.send(json.dumps({"pid": last}).encode())
+            self.server.send(json.dumps({"status": _exit_status(last)}).encode())
+
+    def fork_run(self, request: dict[str, Any], fds: list[int]) -> int:
+        """Fork the run's child; return once it has its own session and holds none of our descriptors.
+
+        With a PID namespace the child is its PID 1 directly: the zygote unshares the namespace for
+        its next child only and steps back into its own right after the fork."""
+        code = self.compiled(os.path.join(request["workdir"], request["script"]), request["script"])
+        ready_read, ready_write = os.pipe()
+        if self.own_pidns >= 0:
+            _unshare(_CLONE_NEWPID)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _served_child(self, request, fds, code)
+        finally:
+            if self.own_pidns >= 0 and _libc().setns(self.own_pidns, _CLONE_NEWPID) != 0:
+                raise SystemExit(f"setns back into the zygote's PID namespace: errno {ctypes.get_errno()}")
+        os.close(ready_write)
+        os.read(ready_read, 1)  # EOF: the child has called setsid() and closed everything of ours
+        os.close(ready_read)
+        return pid
+
+    def compiled(self, path: str, name: str) -> CodeType | str:
+        """The script's code object, cached by its text; the text itself when it does not compile
+        (the child compiles it again and reports the error on its own stderr)."""
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+        if source not in self.codes:
+            if len(self.codes) >= 4:
+                self.codes.clear()
+            try:
+                self.codes[source] = compile(source, name, "exec")
+            except (SyntaxError, ValueError):
+                self.codes[source] = None
+        return self.codes[source] or source
+
+
+def _serve(cfg: dict[str, Any]) -> None:
     libc = _libc()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != cfg["parent"]:  # the parent died before the line above
         return
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # no process of the caller's uid can ptrace the zygote
-    for name in _PRELOAD.split():
-        __import__(name)
-    gc.freeze()  # children share these pages instead of copying them when the collector touches them
-    server = socket.socket(fileno=cfg["serve"])
-    server.send(b'{"ready": true}')
-    codes: dict[str, CodeType | None] = {}
-    last = 0
-    while True:
-        message, fds, _, _ = socket.recv_fds(server, 1 << 16, 3)
-        if last:
-            os.waitpid(last, 0)  # kept as a zombie until now, so its pid and group stayed reserved
-            last = 0
-        if not message:  # the parent closed its end, or died
-            return
-        try:
-            last = _fork_run(server, json.loads(message), fds, codes, cfg["placeholder"])
-        except Exception as exc:
-            server.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
-            continue
-        finally:
-            for fd in fds:
-                os.close(fd)
-        server.send(json.dumps({"pid": last}).encode())
-        server.send(json.dumps({"status": _exit_status(last)}).encode())
-
-
-def _fork_run(
-    server: socket.socket,
-    request: dict[str, Any],
-    fds: list[int],
-    codes: dict[str, CodeType | None],
-    placeholder: str,
-) -> int:
-    """Fork the run's child; return once it has its own session and holds none of our descriptors."""
-    with open(os.path.join(request["workdir"], request["script"]), encoding="utf-8") as handle:
-        source = handle.read()
-    if source not in codes:
-        if len(codes) >= 4:
-            codes.clear()
-        try:
-            codes[source] = compile(source, request["script"], "exec")
-        except (SyntaxError, ValueError):
-            codes[source] = None  # the child compiles it again and reports the error on its stderr
-    ready_read, ready_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        _served_child(server, request, fds, codes[source] or source, placeholder)
-    os.close(ready_write)
-    os.read(ready_read, 1)  # EOF: the child has called setsid() and closed everything of ours
-    os.close(ready_read)
-    return pid
+    _Zygote(cfg).serve()
 
 
 def _exit_status(pid: int) -> int:
@@ -230,21 +267,24 @@ def _exit_status(pid: int) -> int:
     return found.si_status if found.si_code == os.CLD_EXITED else -found.si_status
 
 
-def _served_child(
-    server: socket.socket, request: dict[str, Any], fds: list[int], code: CodeType | str, placeholder: str
-) -> None:
+def _served_child(zygote: _Zygote, request: dict[str, Any], fds: list[int], code: CodeType | str) -> None:
     """In the zygote's child: never returns into the zygote's loop."""
+    import select
+
     status = 1
     try:
-        server.close()
-        os.setsid()
-        _adopt_descriptors(fds)
+        zygote.server.close()
         libc = _libc()
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if select.select([zygote.pidfd], [], [], 0)[0]:
+            return  # the zygote died before the line above: nobody would collect this run
+        os.setsid()
+        _adopt_descriptors(fds, zygote.keep)
         libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # as a fresh process: visible to the marker scan
-        _mark_environment(placeholder, request["marker"], request["env"])
+        _mark_environment(zygote.cfg["placeholder"], request["marker"], request["env"])
         os.chdir(request["workdir"])
-        _confine(request | {"channel_fd": _SERVED_CHANNEL_FD})
+        # The PID namespace is made (the zygote unshared it), the stdlib already reachable.
+        _confine(request | {"channel_fd": _SERVED_CHANNEL_FD, "pidns": False}, relocate=False)
         status = _run_code(code, request)
     except BaseException:
         sys.excepthook(*sys.exc_info())
@@ -257,12 +297,17 @@ def _served_child(
         os._exit(status)
 
 
-def _adopt_descriptors(fds: list[int]) -> None:
-    """stdout, stderr and the channel onto 1, 2 and 3; fd 0 stays /dev/null; everything else closed:
-    the zygote's socket and log, the ready pipe, the received originals."""
+def _adopt_descriptors(fds: list[int], keep: list[int]) -> None:
+    """stdout, stderr and the channel onto 1, 2 and 3 (received fds are >= 3 and ascending, so none
+    is overwritten before it is copied); fd 0 stays /dev/null; everything else is closed except
+    `keep`: the zygote's socket and log, the ready pipe, the received originals."""
     for target, fd in zip((1, 2, _SERVED_CHANNEL_FD), fds, strict=True):
         os.dup2(fd, target)
-    os.closerange(_SERVED_CHANNEL_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    low = _SERVED_CHANNEL_FD + 1
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _mark_environment(placeholder: str, marker: str, env: dict[str, str]) -> None:

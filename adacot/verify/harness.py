@@ -9,14 +9,16 @@ Two roles, one file, standard library only:
 
 Trust layout. The harness process never executes candidate code: it compiles the program (a syntax
 error is reported as such), then forks a worker that runs the program and the tests from index k on,
-sending back one line per test over a private pipe. The worker closes the result channel first, so the
-program can neither write to it nor keep it open. When the worker dies, hangs past the per-test limit
-or sends garbage, the harness records that test as failed and starts a new worker at the next test
-(after a timeout it stops: further tests are not run, which keeps a looping program from costing
-n * limit). Expected outputs never enter the sandbox: the parent compares the values it receives with
-values it holds, using its own comparison, so patching `__eq__`, builtins or the harness's modules only
-changes what the program returns, never the verdict. In stdin/stdout mode each test runs in its own
-forked process with files on fds 0/1/2, like a judge, and the harness reports the captured stdout.
+sending back one line per test over a private pipe (the harness forwards the records it has in one
+write before it waits again, never holding one back while a test runs). The worker closes the result
+channel first, so the program can neither write to it nor keep it open. When the worker dies, hangs
+past the per-test limit or sends garbage, the harness records that test as failed and starts a new
+worker at the next test (after a timeout it stops: further tests are not run, which keeps a looping
+program from costing n * limit). Expected outputs never enter the sandbox: the parent compares the
+values it receives with values it holds, using its own comparison, so patching `__eq__`, builtins or
+the harness's modules only changes what the program returns, never the verdict. In stdin/stdout mode
+each test runs in its own forked process with files on fds 0/1/2, like a judge, and the harness
+reports the captured stdout.
 
 Encoding (`encode`/`decode`): plain JSON for None, bool, int (big ones as hex), float (NaN and
 Infinity allowed), str; single-key objects tag containers and the rest: {"#l": [...]} list,
@@ -47,6 +49,7 @@ _SCALARS = (type(None), bool, str, float)
 DIGEST_OVER = 250_000
 """A return value with more elements than this (all levels counted) travels as a Digest."""
 _DIGEST_CHUNK = 4096
+_FLUSH_BYTES = 1 << 16
 
 
 def encode(value: Any) -> Any:
@@ -197,22 +200,37 @@ class _Harness:
         self.n = len(job["inputs"])
         self.test_seconds = float(job["test_seconds"])
         self.record_cap = int(job["record_bytes"])
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
 
     def emit(self, record: dict[str, Any]) -> None:
+        """Queue one record; `flush` writes the queue before the harness waits for anything, so a
+        record is never held back while a test runs (one write per batch instead of per test)."""
         data = (json.dumps(record) + "\n").encode()
-        view = memoryview(data)
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        if self.pending_bytes > _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        view = memoryview(b"".join(self.pending))
+        self.pending, self.pending_bytes = [], 0
         while view:
             view = view[os.write(self.channel, view) :]
 
     def run(self) -> None:
         self.emit({"event": "start", "n": self.n})
         index = 0
-        while index < self.n:
-            index = self.run_stdio(index) if self.job["mode"] == "stdio" else self.run_calls(index)
-        self.emit({"event": "done"})
+        try:
+            while index < self.n:
+                index = self.run_stdio(index) if self.job["mode"] == "stdio" else self.run_calls(index)
+            self.emit({"event": "done"})
+        finally:
+            self.flush()
 
     def spawn(self, body: Any) -> tuple[int, int]:
         """Fork a worker running body(write_fd); return (pid, read end of its pipe)."""
+        self.flush()
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -229,7 +247,7 @@ class _Harness:
     def run_calls(self, start: int) -> int:
         pid, read_fd = self.spawn(lambda fd: _call_worker(self.code, self.job, start, fd))
         expected, status = start, None
-        for line, status in _lines(read_fd, self.test_seconds, self.record_cap):
+        for line, status in _lines(read_fd, self.test_seconds, self.record_cap, before_wait=self.flush):
             if line is None:
                 break
             record = _parse_record(line, expected)
@@ -278,7 +296,7 @@ def _why(status: str | None) -> str:
     }.get(status or "", "worker exited without a result")
 
 
-def _lines(read_fd: int, seconds: float, cap: int, per_line: bool = True) -> Any:
+def _lines(read_fd: int, seconds: float, cap: int, per_line: bool = True, before_wait: Any = None) -> Any:
     """Yield (line, None) per record from the worker; end with (None, status) on EOF/timeout/cap.
 
     With per_line the deadline restarts with every record (the limit is per test); in stdin/stdout
@@ -288,6 +306,8 @@ def _lines(read_fd: int, seconds: float, cap: int, per_line: bool = True) -> Any
     buffer, deadline = b"", time.monotonic() + seconds
     try:
         while True:
+            if before_wait is not None:
+                before_wait()
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
                 yield None, "timeout"
@@ -439,6 +459,7 @@ def main() -> None:
         harness.code = compile(source, "program.py", "exec")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         harness.emit({"event": "syntax_error", "detail": _error_line(exc, "")})
+        harness.flush()
         return
     harness.run()
 

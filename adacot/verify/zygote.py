@@ -5,16 +5,21 @@ fresh interpreter with imports costs ~30 ms per run; a fork of a warm one costs 
 keeps one `confine.py` process in serve mode (see adacot.verify.confine), started once with the
 same environment as a run's (built from scratch, no secrets) and stdin on /dev/null. Per run, the
 parent sends the write ends of fresh pipes with `socket.send_fds` plus the run's JSON config over a
-SOCK_SEQPACKET socketpair; the zygote forks and answers {"pid"} and later {"status"}. The parent keeps
-every guarantee of its own: the wall timeout, killing the process group, the capped reads, the marker
-scan. The zygote's children are identified by the marker the child writes over the zygote's
-placeholder (`_PLACEHOLDER`), so the zygote itself never matches a run's marker.
+SOCK_SEQPACKET socketpair; the zygote forks and answers {"pid"} and later {"status"} (keeping the
+child a zombie until its next request, so the pid and process group id cannot be reused while the
+parent still kills by them). The parent keeps every guarantee of its own: the wall timeout, killing
+the process group, the capped reads, the marker scan. The zygote's children are identified by the
+marker the child writes over the zygote's placeholder (`_PLACEHOLDER`), so the zygote itself never
+matches a run's marker. A served child is PID 1 of its namespace, and the kernel empties a PID
+namespace before its init's exit can be observed: once the status has come, nothing of the run is
+left and the marker scan is skipped (`ServedChild.namespace_gone`).
 
 Failure handling: a zygote that exits, answers garbage or stays silent raises `ZygoteLost`; the
 sandbox then restarts it once and repeats the run, and falls back to a fresh interpreter per run
 (`FreshChild`) for that slot when the restart fails too. A zygote dies with its parent
-(PR_SET_PDEATHSIG, and the socket's EOF); `ForkServer.start` is meant to be called from a thread that
-lives as long as the sandbox, because PDEATHSIG fires when the *thread* that forked the zygote ends.
+(PR_SET_PDEATHSIG, and the socket's EOF), and its children with it (PDEATHSIG again); a `ForkServer`
+is meant to be created from a thread that lives as long as the sandbox, because PDEATHSIG fires when
+the *thread* that forked the zygote ends.
 
 Limits: /proc/PID/environ of a served run shows the zygote's HOME and TMPDIR (the sandbox's base
 directory); os.environ, which the program sees and passes on, has the run's own.
@@ -47,18 +52,27 @@ class ZygoteLost(Exception):
 class ForkServer:
     """One zygote process and the parent's end of its socket; used by one thread at a time."""
 
-    def __init__(self, python: str, env: dict[str, str], marker: str, token_chars: int) -> None:
+    def __init__(
+        self, python: str, env: dict[str, str], marker: str, token_chars: int, pidns: bool, relocate: bool
+    ) -> None:
         """Start the zygote and wait until it is ready; raises ZygoteLost when it does not start.
 
         `env` is the runs' environment without the marker `marker`; the zygote carries a placeholder
-        of `token_chars` characters instead."""
+        of `token_chars` characters instead. With `pidns` each child is PID 1 of a new PID namespace;
+        `relocate`: runs drop privileges, so the zygote re-points sys.path at descriptors first."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
         # The zygote's own stderr, kept for the message when it fails; closed in stop().
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self.marker = marker
+        self.marker, self.pidns = marker, pidns
         self.alive = True
-        cfg = {"serve": theirs.fileno(), "parent": os.getpid(), "placeholder": _PLACEHOLDER}
+        cfg = {
+            "serve": theirs.fileno(),
+            "parent": os.getpid(),
+            "placeholder": _PLACEHOLDER,
+            "pidns": pidns,
+            "relocate": relocate,
+        }
         try:
             self._proc = subprocess.Popen(
                 [python, "-s", "-S", "-B", "-P", CONFINE, json.dumps(cfg)],
@@ -149,6 +163,12 @@ class ServedChild:
     def exit_fd(self) -> int | None:
         return self.server.fileno
 
+    @property
+    def namespace_gone(self) -> bool:
+        """True once its exit was seen and it was PID 1 of its namespace: the kernel empties a PID
+        namespace before its init's exit can be observed, so nothing of the run is left."""
+        return self.server.pidns and self._done and self.returncode is not None
+
     def poll(self) -> int | None:
         """The exit status when the run has ended; raises ZygoteLost when the zygote died."""
         if not self._done:
@@ -183,6 +203,11 @@ class FreshChild:
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
+
+    @property
+    def namespace_gone(self) -> bool:
+        """False: this process is not the namespace's init (see confine._launch_in_pidns)."""
+        return False
 
     def exit_fd(self) -> int | None:
         return self._pidfd
