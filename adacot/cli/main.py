@@ -14,7 +14,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from adacot.cli import crds, demo, distill, grade, verify
+    from adacot.cli import crds, demo, distill, grade, sft, verify
 
     for command in (
         crds.crds,
@@ -25,6 +25,7 @@ def _register() -> None:
         distill.sample_command,
         distill.distill,
         demo.demo,
+        sft.sft,
     ):
         main.add_command(command)
 

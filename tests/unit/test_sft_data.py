@@ -1,0 +1,202 @@
+"""SFT data on real chat records: assistant-only labels at exact positions, row formats, over-long
+examples dropped and counted, packing without cross-sample attention (logits of a sample are the same
+packed and alone, with sdpa and eager attention; a control without the restart shows the leak)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from sft_helpers import math500_rows, r1_answer
+from shared_data import needs_shared_data
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from adacot.stages.sft_data import (
+    IGNORE_INDEX,
+    Collator,
+    TemplateError,
+    TokenizeStats,
+    build_rows,
+    messages_of,
+    padding_share,
+    tokenize,
+    tokenize_all,
+)
+
+pytestmark = needs_shared_data
+ASSISTANT_OPEN = "<|im_start|>assistant\n"
+END = "<|im_end|>\n"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_lm: Path) -> Any:
+    return AutoTokenizer.from_pretrained(tiny_lm)
+
+
+def chat(index: int) -> list[dict[str, str]]:
+    row = math500_rows(index + 1)[index]
+    return [
+        {"role": "user", "content": row["problem"]},
+        {"role": "assistant", "content": r1_answer(row["answer"])},
+    ]
+
+
+def labelled_positions(labels: list[int]) -> list[int]:
+    return [i for i, label in enumerate(labels) if label != IGNORE_INDEX]
+
+
+def test_single_turn_labels_exactly_the_assistant_turn(tokenizer: Any) -> None:
+    messages = chat(0)
+    item = tokenize(tokenizer, messages)
+    prefix = f"<|im_start|>user\n{messages[0]['content']}{END}{ASSISTANT_OPEN}"
+    start = len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+
+    assert labelled_positions(item.labels) == list(range(start, len(item.input_ids)))
+    assert [item.labels[i] for i in range(start, len(item.labels))] == item.input_ids[start:]
+    assert tokenizer.decode(item.input_ids[:start]) == prefix
+    assert tokenizer.decode(item.input_ids[start:]) == messages[1]["content"] + END
+    im_start, im_end = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"])
+    assert item.input_ids.count(im_end) == 2 and item.labels.count(im_end) == 1  # only the answer's
+    assert im_start not in [item.labels[i] for i in labelled_positions(item.labels)]
+
+
+def test_multi_turn_with_system_labels_each_assistant_turn(tokenizer: Any) -> None:
+    first, second = chat(1), chat(2)
+    messages = [{"role": "system", "content": "Reason, then answer."}, *first, *second]
+    item = tokenize(tokenizer, messages)
+    positions = labelled_positions(item.labels)
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and runs[-1][-1] == p - 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+
+    assert len(runs) == 2
+    decoded = [tokenizer.decode([item.input_ids[i] for i in run]) for run in runs]
+    assert decoded == [first[1]["content"] + END, second[1]["content"] + END]
+    unlabelled = tokenizer.decode(
+        [t for t, lab in zip(item.input_ids, item.labels, strict=True) if lab == IGNORE_INDEX]
+    )
+    assert "Reason, then answer." in unlabelled and first[0]["content"] in unlabelled
+    assert "<think>" not in unlabelled and "The answer is" not in unlabelled  # no answer text masked
+
+
+def test_all_tokens_labelled_without_assistant_only(tokenizer: Any) -> None:
+    item = tokenize(tokenizer, chat(0), assistant_only=False)
+    assert item.labels == item.input_ids
+
+
+def test_template_that_rewrites_history_is_refused(tokenizer: Any) -> None:
+    class Rewriting:
+        """A template that puts a count of turns first: no rendering is a prefix of the whole."""
+
+        def apply_chat_template(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
+            return f"{len(messages)} turns\n" + "".join(m["content"] for m in messages)
+
+    with pytest.raises(TemplateError, match="prefix"):
+        tokenize(Rewriting(), chat(0))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "row", "expected"),
+    [
+        (
+            "messages",
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+            [("user", "q"), ("assistant", "a")],
+        ),
+        (
+            "sharegpt",
+            {
+                "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+                "system": "s",
+            },
+            [("system", "s"), ("user", "q"), ("assistant", "a")],
+        ),
+        (
+            "alpaca",
+            {"instruction": "q", "input": "x", "output": "a"},
+            [("user", "q\n\nx"), ("assistant", "a")],
+        ),
+    ],
+)
+def test_row_formats(fmt: str, row: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    assert [(m["role"], m["content"]) for m in messages_of(row, fmt)] == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "row", "message"),
+    [
+        ("sharegpt", {"conversations": [{"from": "robot", "value": "q"}]}, "unknown sharegpt speaker"),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "q"}]}, "end with an assistant"),
+        ("alpaca", {"instruction": "q"}, "needs 'instruction' and 'output'"),
+        ("csv", {}, "unknown dataset format"),
+    ],
+)
+def test_bad_rows_are_clear_errors(fmt: str, row: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        messages_of(row, fmt, "data.jsonl:3")
+
+
+def test_over_long_examples_dropped_and_counted(tokenizer: Any) -> None:
+    conversations = [chat(i) for i in range(6)]
+    lengths = [len(tokenize(tokenizer, c).input_ids) for c in conversations]
+    limit = sorted(lengths)[2]
+    stats = TokenizeStats()
+    kept = tokenize_all(tokenizer, conversations, limit, stats=stats)
+
+    assert [len(k.input_ids) for k in kept] == [n for n in lengths if n <= limit]
+    assert stats.dropped_too_long == sum(n > limit for n in lengths) > 0
+    assert stats.examples == len(kept) and stats.tokens == sum(len(k.input_ids) for k in kept)
+
+
+def test_packing_rows_restart_positions_and_mask_first_tokens(tokenizer: Any) -> None:
+    items = tokenize_all(tokenizer, [chat(i) for i in range(8)], 4096)
+    width = 2 * max(len(i.input_ids) for i in items)
+    rows = build_rows(items, width, packing=True)
+
+    assert sum(len(r.input_ids) for r in rows) == sum(len(i.input_ids) for i in items)
+    assert len(rows) < len(items) and all(len(r.input_ids) <= width for r in rows)
+    starts = [i for r in rows for i, p in enumerate(r.position_ids) if p == 0]
+    assert len(starts) == len(items)
+    assert all(r.labels[i] == IGNORE_INDEX for r in rows for i, p in enumerate(r.position_ids) if p == 0)
+    assert padding_share(rows, 2) > padding_share(build_rows(items, width, packing=False), 2)
+
+
+def test_collator_pads_packed_rows_as_their_own_block(tokenizer: Any) -> None:
+    items = tokenize_all(tokenizer, [chat(i) for i in range(3)], 4096)
+    rows = [r.as_dict() for r in build_rows(items, 10_000, packing=False)]
+    packed = Collator(tokenizer.pad_token_id, packing=True)(rows)
+    plain = Collator(tokenizer.pad_token_id, packing=False)(rows)
+
+    assert "attention_mask" not in packed and "position_ids" not in plain
+    assert packed["use_cache"] is False  # with a KV cache transformers would not build the block mask
+    shortest = min(range(3), key=lambda i: len(rows[i]["input_ids"]))
+    n = len(rows[shortest]["input_ids"])
+    assert packed["position_ids"][shortest, n].item() == 0  # the padding starts a new block
+    assert (packed["labels"][shortest, n:] == IGNORE_INDEX).all()
+    assert plain["attention_mask"][shortest].sum().item() == n
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_samples_do_not_attend_to_each_other(tiny_lm: Path, tokenizer: Any, attention: str) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=attention)
+    model.train(False)
+    items = tokenize_all(tokenizer, [chat(i) for i in range(3)], 4096)
+    (row,) = build_rows(items, 100_000, packing=True)
+    batch = Collator(tokenizer.pad_token_id, packing=True)([row.as_dict()])
+    with torch.no_grad():
+        packed = model(**batch).logits[0]
+        # The control: positions run on, so the row is one long causal sequence.
+        leaky = model(input_ids=batch["input_ids"], use_cache=False).logits[0]
+        offset = 0
+        for item in items:
+            alone = model(input_ids=torch.tensor([item.input_ids])).logits[0]
+            span = slice(offset, offset + len(item.input_ids))
+            torch.testing.assert_close(packed[span], alone, atol=1e-4, rtol=1e-4)
+            if offset:
+                assert not torch.allclose(leaky[span], alone, atol=1e-3)  # the control does leak
+            offset += len(item.input_ids)
