@@ -177,3 +177,35 @@ def test_killed_training_resumes_from_its_checkpoint(tiny_lm: Path, dataset: Pat
     assert summary["tokens_this_run"] < 4 * summary["data"]["tokens"]
     steps = [p.step for p in read_records(out, LossPoint)]
     assert steps == list(range(1, total_steps + 1))  # one curve, no step twice
+
+
+def test_cli_trains_from_flags_and_reports_bad_inputs(tiny_lm: Path, dataset: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from adacot.cli.main import main
+
+    out = tmp_path / "cli"
+    flags = [
+        "--data",
+        str(dataset),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-3",
+        "--max-seq-length",
+        "512",
+        "--batch-size",
+        "4",
+        "--grad-accum",
+        "1",
+        "--out",
+    ]
+    result = CliRunner().invoke(main, ["sft", "--model", str(tiny_lm), *flags, str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[result.output.index("{\n") :])["global_step"] > 0
+    assert is_complete(out)
+
+    missing = CliRunner().invoke(main, ["sft", *flags[:2], "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "--model and --data" in missing.output
+    bad = CliRunner().invoke(main, ["sft", "--model", str(tmp_path), *flags, str(tmp_path / "y")])
+    assert bad.exit_code == 1 and "no config.json" in bad.output

@@ -200,3 +200,34 @@ def test_packed_samples_do_not_attend_to_each_other(tiny_lm: Path, tokenizer: An
             if offset:
                 assert not torch.allclose(leaky[span], alone, atol=1e-3)  # the control does leak
             offset += len(item.input_ids)
+
+
+def test_reads_a_distillation_artifact_and_plain_files(tmp_path: Path) -> None:
+    from adacot.artifacts.manifest import Manifest
+    from adacot.artifacts.rows import Message, SftExample
+    from adacot.artifacts.store import ArtifactDir
+    from adacot.stages.sft_data import read_conversations
+
+    examples = [
+        SftExample(
+            messages=[Message(role="user", content=f"q{i}"), Message(role="assistant", content=f"a{i}")],
+            question_id=f"q{i}",
+            level=1,
+            source="math500",
+        )
+        for i in range(3)
+    ]
+    artifact = ArtifactDir(tmp_path / "distill").prepare()
+    artifact.write_shard("part-00000.jsonl", examples[:2], SftExample)
+    artifact.write_shard("part-00001.jsonl", examples[2:], SftExample)
+    (artifact.root / "exports").mkdir()
+    (artifact.root / "exports" / "sharegpt.jsonl").write_text('{"conversations": []}\n')  # not a data file
+    artifact.finalize(Manifest(kind="DistillationJob", name="d"))
+    found = list(read_conversations(artifact.root, "messages"))
+    assert [c[1]["content"] for c in found] == ["a0", "a1", "a2"]
+
+    alpaca = tmp_path / "alpaca.jsonl"
+    alpaca.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "r", "output": "b"}\n')
+    assert [c[0]["content"] for c in read_conversations(alpaca, "alpaca")] == ["q", "r"]
+    with pytest.raises(ValueError, match="does not exist"):
+        list(read_conversations(tmp_path / "nothing", "messages"))
