@@ -24,7 +24,8 @@ Layout of the output directory (besides the artifact contract of adacot.artifact
     loss.png, summary.json, train-node<R>.log, train_result.json
 
 Restarts: an incomplete directory resumes from its newest checkpoint (the Trainer's global step,
-optimizer, scheduler and data order continue); a complete one returns its summary.
+optimizer, scheduler and data order continue); one whose training finished (train_result.json) only
+writes the outputs; a complete one returns its summary.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def run_sftjob(
     atomic_write_bytes(artifact.root / PLAN_NAME, plan.model_dump_json(indent=2).encode())
     nproc = _nproc(resource, nproc_per_node)
     node = _node_rank(resource.spec.nodes)
-    if resource.spec.nodes * nproc == 1:
+    if (artifact.root / RESULT_NAME).is_file():
+        pass  # training finished (the result is written last, atomically); only the outputs were cut short
+    elif resource.spec.nodes * nproc == 1:
         _train_here(plan)
     else:
         _torchrun(resource, artifact.root, nproc, node)
@@ -123,7 +126,9 @@ def preflight(plan: TrainPlan) -> dict[str, int]:
     from transformers import AutoTokenizer
 
     from adacot.stages.sft_data import TokenizeStats, read_conversations, tokenize_all
+    from adacot.stages.train import precision_of
 
+    precision_of(plan.training)  # fp16 without a GPU
     model = Path(plan.model_path)
     if (model.is_absolute() or model.exists()) and not (model / "config.json").is_file():
         raise ValueError(f"model {model}: no config.json (not a model directory)")
@@ -165,7 +170,7 @@ def _free_port() -> int:
 
 
 def _train_here(plan: TrainPlan) -> None:
-    from adacot.stages.train import train
+    from adacot.stages.train import leave_process_group, train
 
     if plan.deepspeed.stage != 0:
         # DeepSpeed looks for MPI unless the single-rank rendezvous is spelled out.
@@ -178,6 +183,7 @@ def _train_here(plan: TrainPlan) -> None:
         ):
             os.environ.setdefault(key, value)
     train(plan)
+    leave_process_group()
 
 
 def torchrun_command(resource: SFTJob, plan_path: Path, nproc: int, node: int) -> list[str]:

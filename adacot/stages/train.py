@@ -60,11 +60,15 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _precision(training: TrainingSpec) -> str:
+def precision_of(training: TrainingSpec) -> str:
+    """The precision to train in: auto is bf16 on a GPU, fp32 on CPU; fp16 without a GPU is an error."""
     import torch
 
+    gpu = torch.cuda.is_available()
     if training.precision == "auto":
-        return "bf16" if torch.cuda.is_available() else "fp32"
+        return "bf16" if gpu else "fp32"
+    if training.precision == "fp16" and not gpu:
+        raise ValueError("training.precision fp16 needs a GPU (use auto or fp32 on CPU)")
     return training.precision
 
 
@@ -77,7 +81,7 @@ def _arguments(plan: TrainPlan, out: Path) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    t, precision, gpu = plan.training, _precision(plan.training), torch.cuda.is_available()
+    t, precision, gpu = plan.training, precision_of(plan.training), torch.cuda.is_available()
     config = deepspeed_config(plan.deepspeed)
     if config is not None and not gpu:
         # On CPU the Trainer's device set-up leaves deepspeed.comm uninitialised, and ZeRO-3's
@@ -177,7 +181,7 @@ def train(plan: TrainPlan) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(plan.model_path)
     rows, data = _dataset(plan, tokenizer)
     args = _arguments(plan, out)  # before the model: ZeRO-3 partitions it while loading
-    model = _model(plan, _precision(plan.training))
+    model = _model(plan, precision_of(plan.training))
     collator = Collator(tokenizer.pad_token_id, packing=plan.training.packing)
     trainer = Trainer(
         model=model, args=args, train_dataset=rows, data_collator=collator, processing_class=tokenizer
@@ -185,7 +189,7 @@ def train(plan: TrainPlan) -> dict[str, Any]:
     resumed = last_checkpoint(out)
     output = trainer.train(resume_from_checkpoint=resumed)
     _save(trainer, plan, out, tokenizer)
-    result = _result(trainer, output.metrics, data, resumed, _precision(plan.training))
+    result = _result(trainer, output.metrics, data, resumed, precision_of(plan.training))
     if _rank() == 0:
         atomic_write_bytes(out / RESULT_NAME, (json.dumps(result, indent=2) + "\n").encode())
     return result
@@ -226,6 +230,7 @@ def _result(
         for e in state.log_history
         if "loss" in e
     ]
+    # The Trainer keeps the count restored from the checkpoint privately; this run's tokens are the rest.
     tokens = state.num_input_tokens_seen - trainer._initial_num_input_tokens_seen
     runtime = float(metrics.get("train_runtime", 0.0))
     return {
@@ -252,7 +257,19 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m adacot.stages.train PLAN.json", file=sys.stderr)
         return 2
     train(TrainPlan.model_validate_json(Path(args[0]).read_text()))
+    leave_process_group()
     return 0
+
+
+def leave_process_group() -> None:
+    """Wait for every rank, then tear the group down. Ranks that exit with the group (gloo, DeepSpeed's
+    shared-memory channel) still alive can abort at interpreter shutdown ("terminate called without an
+    active exception"), and torchrun then kills the others, rank 0 perhaps mid-write."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -68,6 +68,8 @@ def test_short_training_lowers_loss_and_vllm_serves_the_model(
     generated = vllm_generate(model, math500_rows(1)[0]["problem"], KV_CACHE_BYTES)
     assert generated["tokens"] > 0
     assert run_sftjob(job, out) == summary  # complete: nothing is trained again
+    (out / "_SUCCESS").unlink()  # as if killed while writing the outputs, after training
+    assert run_sftjob(job, out) == summary  # outputs rewritten from the result (runtime_s would differ)
 
 
 def _text(path: Path) -> str:
@@ -100,6 +102,7 @@ def test_lora_adapters_are_merged_into_an_ordinary_model(
         ("model", "no config.json"),
         ("length", "no example fits maxSeqLength 64"),
         ("dataset", "does not exist"),
+        ("precision", "fp16 needs a GPU"),
     ],
 )
 def test_bad_inputs_fail_before_training(
@@ -109,6 +112,8 @@ def test_bad_inputs_fail_before_training(
     if change == "model":
         model = tmp_path / "no-model"
         model.mkdir()
+    elif change == "precision":
+        training["precision"] = "fp16"
     elif change == "length":
         training["maxSeqLength"] = 64
     else:
