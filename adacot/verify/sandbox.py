@@ -304,7 +304,7 @@ class Sandbox:
     def _launch_fresh(self, cfg: _ChildConfig, token: str, fds: list[int]) -> _Child:
         stdout, stderr, cfg.channel_fd = fds
         proc = subprocess.Popen(
-            [self.limits.python, "-s", "-S", "-B", "-P", CONFINE, json.dumps(asdict(cfg))],
+            [str(cfg.limits["python"]), "-s", "-S", "-B", "-P", CONFINE, json.dumps(asdict(cfg))],
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
