@@ -25,21 +25,20 @@ a question keeps samples from one round only (the round that verified first).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field
 
-from adacot.api.common import PromptSpec, TaskType, VerificationSpec
+from adacot.api.common import TaskType, VerificationSpec
 from adacot.api.distillation_job import FilterSpec, TeacherSpec
 from adacot.artifacts.rows import MAX_LEVEL, MIN_LEVEL, Attempt, BankEntry, CotTrace, Record
-from adacot.backends.base import Generator, Prompt, Sample
+from adacot.backends.base import Generator, Sample
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination
 from adacot.stages.grade import ResponseVerifier, make_verifier
-from adacot.stages.prompts import user_text
+from adacot.stages.prompts import derive_seed, prompt_for_text, user_text
 from adacot.stages.r1 import R1Result, assemble
 from adacot.verify.verdict import Verdict
 
@@ -135,17 +134,8 @@ def decontaminate(
     return clean, removed
 
 
-def derive_seed(base: int, question_id: str, round_number: int) -> int:
-    """A per-question, per-round sampling seed: the same in every shard and on every restart."""
-    digest = hashlib.sha256(f"{base}\x00{question_id}\x00{round_number}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def teacher_prompt(text: str, spec: PromptSpec, seed: int) -> Prompt:
-    """The teacher's request for a user text (chat turns, or plain text without the chat template)."""
-    if spec.use_chat_template:
-        return replace(Prompt.chat(text, system=spec.system), seed=seed)
-    return Prompt(text=f"{spec.system}\n\n{text}" if spec.system else text, seed=seed)
+# The teacher's request is built like the grading stage's (one definition of prompt shape and seeds).
+teacher_prompt = prompt_for_text
 
 
 # ------------------------------------------------------------------------------------------ one sample

@@ -38,7 +38,7 @@ from adacot.api.grading_run import GradingRunSpec, LevelMapping
 from adacot.artifacts.rows import Attempt, GradedQuestion, Question
 from adacot.backends.base import Generator, Prompt, Sample, StepScorer
 from adacot.stages import levels
-from adacot.stages.prompts import build_prompt
+from adacot.stages.prompts import build_prompt, derive_seed
 from adacot.stages.steps import split_steps
 from adacot.verify.verdict import Verdict
 
@@ -119,7 +119,8 @@ def generate_attempts(
     questions: Sequence[Question], generator: Generator, spec: GradingRunSpec
 ) -> dict[str, list[Attempt]]:
     """k attempts per question from the generator (completions arrive in any order)."""
-    prompts: list[Prompt] = [build_prompt(q, spec.prompt) for q in questions]
+    seed = spec.sampling.seed
+    prompts: list[Prompt] = [build_prompt(q, spec.prompt, derive_seed(seed, q.id)) for q in questions]
     found: dict[str, list[Attempt]] = {}
     for completion in generator.generate(prompts, spec.sampling):
         question = questions[completion.index]

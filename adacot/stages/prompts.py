@@ -12,6 +12,9 @@ Limits: no few-shot examples, no per-source instructions.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
+
 from adacot.api.common import PromptSpec, TaskType
 from adacot.artifacts.rows import Question
 from adacot.backends.base import Prompt
@@ -37,9 +40,20 @@ def user_text(question: Question, spec: PromptSpec) -> str:
     return f"{problem}\n{instruction}"
 
 
-def build_prompt(question: Question, spec: PromptSpec) -> Prompt:
+def build_prompt(question: Question, spec: PromptSpec, seed: int | None = None) -> Prompt:
     """One Prompt for a question (chat turns or plain text, as the spec says)."""
-    text = user_text(question, spec)
+    return prompt_for_text(user_text(question, spec), spec, seed)
+
+
+def prompt_for_text(text: str, spec: PromptSpec, seed: int | None = None) -> Prompt:
+    """The request for a user text: chat turns, or plain text when the chat template is off."""
     if spec.use_chat_template:
-        return Prompt.chat(text, system=spec.system)
-    return Prompt(text=f"{spec.system}\n\n{text}" if spec.system else text)
+        return replace(Prompt.chat(text, system=spec.system), seed=seed)
+    return Prompt(text=f"{spec.system}\n\n{text}" if spec.system else text, seed=seed)
+
+
+def derive_seed(base: int, question_id: str, round_number: int = 0) -> int:
+    """A per-question (and per-round) sampling seed: the same in every shard and on every restart,
+    and different between questions, so k samples of two questions are not drawn alike."""
+    digest = hashlib.sha256(f"{base}\x00{question_id}\x00{round_number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
