@@ -1,0 +1,142 @@
+"""Teacher client throughput: the distillation stage's requests against vLLM's serving benchmark client.
+
+    python benchmarks/distill.py [--data ../shared/data] [--questions 200] [--max-tokens 256]
+                                 [--concurrency 32] [--repeats 3] [--quick]
+
+Builds its own tiny model (adacot.tiny_models, seed 0), starts one
+`python -m vllm.entrypoints.openai.api_server` on it (the local stand-in for a teacher endpoint), and
+alternates two clients at the same concurrency against it:
+
+- adacot: the DistillationJob's teacher path - the teacher's prompts (`teacher_prompt`, per-question
+  seeds from `derive_seed`) sent by `OpenAIGenerator` (/v1/chat/completions, non-streaming, with its
+  rate limiter, retry machinery and usage accounting in the loop);
+- vLLM's serving benchmark client (`vllm.benchmarks.serve`, what `vllm bench serve` runs; openai-chat,
+  streaming) on the same user messages.
+
+Matched: messages, max tokens, greedy decoding (temperature 0: both clients get the same tokens
+without ignore_eos, which adacot's client does not send), unbounded request rate. The server's own
+generated-token counter is read around every run to show both produced the same work. The goal is a
+ratio of sustained requests/s (adacot / vLLM) >= 0.9. Serving helpers are shared with
+benchmarks/grading.py. Prints a markdown table; writes benchmarks/results/distill.json and .md (not
+with --quick). Timings are wall-clock on whatever else the machine runs; compare ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from grading import (
+    api_server,
+    build_models,
+    free_port,
+    generated_tokens,
+    log,
+    machine,
+    median_run,
+    rate,
+    timed,
+    vllm_client,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "distill.json"
+
+
+def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
+    """The distillation stage's request path: teacher prompts and seeds, OpenAIGenerator."""
+    from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
+    from adacot.backends.openai_http import OpenAIGenerator
+    from adacot.stages.distill import teacher_prompt
+    from adacot.stages.prompts import derive_seed, user_text
+
+    spec = PromptSpec()
+    prompts = [teacher_prompt(user_text(q, spec), spec, derive_seed(0, q.id, 0)) for q in questions]
+    sampling = SamplingSpec(n=1, temperature=0.0, max_tokens=args.max_tokens)
+    endpoint = Endpoint(url=f"{base}/v1", model="tiny", concurrency=args.concurrency, max_retries=0)
+    with OpenAIGenerator(endpoint) as generator:
+        seconds, completions = timed(lambda: list(generator.generate(prompts, sampling)))
+        tokens = generator.usage.completion_tokens
+    failed = sum(1 for c in completions for s in c.samples if s.finish_reason == "error")
+    return {"seconds": seconds, "requests": len(completions) - failed, "output_tokens": tokens}
+
+
+def bench(model: Path, data: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from adacot.api.common import DatasetSpec, PromptSpec
+    from adacot.artifacts.datasets import load_questions
+    from adacot.stages.prompts import user_text
+
+    questions = load_questions(DatasetSpec(path=str(data / "math500.jsonl"), limit=args.questions)).questions
+    dataset = root / "custom.jsonl"
+    dataset.write_text("".join(json.dumps({"prompt": user_text(q, PromptSpec())}) + "\n" for q in questions))
+    runs: dict[str, list[dict[str, float]]] = {"adacot": [], "vllm": []}
+    with api_server(model, free_port(), root / "server.log") as base:
+        teacher_client(base, questions, args)  # warm-up at full concurrency, outside the clock
+        for repeat in range(args.repeats):
+            for name in ("adacot", "vllm") if repeat % 2 == 0 else ("vllm", "adacot"):
+                log(f"teacher repeat {repeat + 1}/{args.repeats}: {name}")
+                before = generated_tokens(base)
+                if name == "adacot":
+                    run = teacher_client(base, questions, args)
+                else:
+                    run = vllm_client(base, dataset, model, args)
+                runs[name].append(run | {"server_tokens": generated_tokens(base) - before})
+    median = {name: median_run(r) for name, r in runs.items()}
+    return {"runs": runs, "median": median, "ratio": rate(median["adacot"]) / rate(median["vllm"])}
+
+
+def table(result: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [
+        "| client | requests/s | output tokens/s | server tokens | notes |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for name, label in (("adacot", "adacot teacher client (OpenAIGenerator)"), ("vllm", "vllm bench serve")):
+        run = result["median"][name]
+        lines.append(
+            f"| {label} | {rate(run):.2f} | {run['output_tokens'] / run['seconds']:.0f} | "
+            f"{run['server_tokens']:.0f} | median of {len(result['runs'][name])}, "
+            f"concurrency {args.concurrency} |"
+        )
+    lines.append(f"| **ratio adacot / vLLM (goal >= 0.9)** | **{result['ratio']:.3f}** | | | requests/s |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--questions", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20 questions, 32 tokens, 1 repeat; no files.")
+    args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    if args.quick:
+        args.questions, args.max_tokens, args.repeats = 20, 32, 1
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="adacot-bench-") as tmp:
+        root = Path(tmp)
+        model, _ = build_models(args.data, root)
+        result = bench(model, args.data, root, args)
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    header = (
+        f"machine: {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}, "
+        f"load average {info['load_before']:.2f} at start\n\nversions: {versions}"
+    )
+    text = table(result, args)
+    print(header + "\n\n" + text)
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        settings = {k: getattr(args, k) for k in ("questions", "max_tokens", "concurrency", "repeats")}
+        RESULTS.write_text(json.dumps({"machine": info, "settings": settings, **result}, indent=2) + "\n")
+        RESULTS.with_suffix(".md").write_text(header + "\n\n" + text + "\n")
+
+
+if __name__ == "__main__":  # vLLM may spawn processes that re-import this file
+    main()
