@@ -15,6 +15,7 @@ def main() -> None:
 
 def _register() -> None:
     from adacot.cli import crds, demo, distill, grade, sft, verify
+    from adacot.cli import run as run_cli
 
     for command in (
         crds.crds,
@@ -26,6 +27,8 @@ def _register() -> None:
         distill.distill,
         demo.demo,
         sft.sft,
+        run_cli.run,
+        run_cli.eval_command,
     ):
         main.add_command(command)
 
