@@ -154,13 +154,32 @@ def verify_math(response: str, gold: str, *, timeout_s: float | None = 5.0) -> V
         )
 
 
-def _verify_in_worker(response: str, gold: str, soft_timeout_s: float) -> Verdict:
-    return verify_math(response, gold, timeout_s=soft_timeout_s)
+def _verify_in_worker(batch: Sequence[tuple[str, str]], soft_timeout_s: float) -> list[Verdict]:
+    """A batch of checks, each under its own soft deadline (one round trip per batch, not per check)."""
+    return [verify_math(response, gold, timeout_s=soft_timeout_s) for response, gold in batch]
+
+
+class _Lost:
+    """A batch the pool killed (hard timeout) or lost (worker crash): what to say if it held one check."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
 
 
 def _warm_up() -> None:
     """Import and exercise sympy/latex2sympy once, so a worker's first call is not billed for it."""
     verify_math("\\boxed{1/2}", "0.5", timeout_s=None)
+
+
+def _batches(pairs: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class MathVerifier:
@@ -170,44 +189,54 @@ class MathVerifier:
     Verdict(correct=None, reason="timeout") and the other calls go on. Use as a context manager.
     """
 
-    def __init__(self, workers: int = 1, timeout_s: float = 5.0) -> None:
+    def __init__(self, workers: int = 1, timeout_s: float = 5.0, batch_size: int = 8) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.timeout_s = timeout_s
-        self._pool: TimeBoundedPool[Verdict] = TimeBoundedPool(
+        self.batch_size = batch_size
+        self._pool: TimeBoundedPool[list[Verdict] | _Lost] = TimeBoundedPool(
             _verify_in_worker,
             workers=workers,
-            timeout_s=timeout_s,
+            timeout_s=timeout_s * batch_size,
             on_timeout=self._timed_out,
             on_failure=self._failed,
             initializer=_warm_up,
         )
 
-    def _timed_out(self, args: tuple[Any, ...]) -> Verdict:
-        return Verdict(
-            correct=None,
-            reason="timeout",
-            extracted=_extracted(args[0]),
-            detail=f"worker killed after {self.timeout_s:g} s and replaced",
+    def _timed_out(self, args: tuple[Any, ...]) -> _Lost:
+        detail = f"worker killed after {self.timeout_s:g} s and replaced"
+        return _Lost(
+            Verdict(correct=None, reason="timeout", extracted=_extracted(args[0][0][0]), detail=detail)
         )
 
     @staticmethod
-    def _failed(args: tuple[Any, ...], exc: BaseException) -> Verdict:
-        return Verdict(
-            correct=None,
-            reason="error",
-            extracted=_extracted(args[0]),
-            detail=f"worker failed: {type(exc).__name__}: {exc}"[:_DETAIL_CAP],
+    def _failed(args: tuple[Any, ...], exc: BaseException) -> _Lost:
+        detail = f"worker failed: {type(exc).__name__}: {exc}"[:_DETAIL_CAP]
+        return _Lost(
+            Verdict(correct=None, reason="error", extracted=_extracted(args[0][0][0]), detail=detail)
         )
 
-    def _args(self, response: str, gold: str) -> tuple[str, str, float]:
-        return (response, gold, self.timeout_s * _SOFT_SHARE)
-
     def verify(self, response: str, gold: str) -> Verdict:
-        """One check, waited for."""
-        return self._pool.run(*self._args(response, gold))
+        """One check, waited for, bounded by `timeout_s`."""
+        result = self._pool.run([(response, gold)], self.timeout_s * _SOFT_SHARE, timeout_s=self.timeout_s)
+        return result.verdict if isinstance(result, _Lost) else result[0]
 
     def verify_many(self, pairs: Iterable[tuple[str, str]]) -> Iterator[Verdict]:
-        """Verdicts for (response, gold) pairs, in input order, streaming, with bounded in-flight work."""
-        return self._pool.run_many(self._args(response, gold) for response, gold in pairs)
+        """Verdicts for (response, gold) pairs, in input order, streaming, with bounded in-flight work.
+
+        Pairs travel in batches of `batch_size` (the per-call round trip costs as much as a check). A
+        batch that the pool had to kill - a check the in-worker deadline could not stop - is checked
+        again one by one, so only the stuck check ends as a timeout.
+        """
+        batches = _batches(pairs, self.batch_size)
+        calls = ((batch, self.timeout_s * _SOFT_SHARE) for batch in batches)
+        for (batch, _), result in self._pool.run_many_with_args(calls, max_in_flight=2 * self._pool.workers):
+            if not isinstance(result, _Lost):
+                yield from result
+            elif len(batch) == 1:
+                yield result.verdict
+            else:
+                yield from (self.verify(response, gold) for response, gold in batch)
 
     def close(self) -> None:
         """Let running checks finish, then stop the workers."""

@@ -61,8 +61,8 @@ class TimeBoundedPool(Generic[R]):
             context=multiprocessing.get_context(start_method),
         )
 
-    def _submit(self, args: tuple[Any, ...]) -> Future[R]:
-        return self._pool.schedule(self._fn, args=args, timeout=self.timeout_s)
+    def _submit(self, args: tuple[Any, ...], timeout_s: float | None = None) -> Future[R]:
+        return self._pool.schedule(self._fn, args=args, timeout=timeout_s or self.timeout_s)
 
     def _collect(self, args: tuple[Any, ...], future: Future[R]) -> R:
         try:
@@ -74,24 +74,33 @@ class TimeBoundedPool(Generic[R]):
         except Exception as exc:
             return self._on_failure(args, exc)
 
-    def run(self, *args: Any) -> R:
-        """One call, waited for."""
-        return self._collect(args, self._submit(args))
+    def run(self, *args: Any, timeout_s: float | None = None) -> R:
+        """One call, waited for (bounded by `timeout_s` when given, else the pool's)."""
+        return self._collect(args, self._submit(args, timeout_s))
 
     def run_many(self, calls: Iterable[tuple[Any, ...]], max_in_flight: int | None = None) -> Iterator[R]:
         """Results in input order, streaming; at most `max_in_flight` calls are queued or running.
 
         The bound keeps memory flat on million-row inputs and lets the caller stop early.
         """
+        for _, result in self.run_many_with_args(calls, max_in_flight):
+            yield result
+
+    def run_many_with_args(
+        self, calls: Iterable[tuple[Any, ...]], max_in_flight: int | None = None
+    ) -> Iterator[tuple[tuple[Any, ...], R]]:
+        """`run_many`, each result paired with the arguments of its call."""
         limit = max_in_flight or 4 * self.workers
         window: deque[tuple[tuple[Any, ...], Future[R]]] = deque()
         try:
             for args in calls:
                 window.append((args, self._submit(args)))
                 if len(window) >= limit:
-                    yield self._collect(*window.popleft())
+                    done_args, future = window.popleft()
+                    yield done_args, self._collect(done_args, future)
             while window:
-                yield self._collect(*window.popleft())
+                done_args, future = window.popleft()
+                yield done_args, self._collect(done_args, future)
         finally:
             # The caller stopped early (break, exception): drop the calls nobody will read.
             for _, future in window:
