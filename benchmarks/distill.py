@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grading import (
+    adacot_client,
     api_server,
     build_models,
     free_port,
@@ -39,7 +40,6 @@ from grading import (
     machine,
     median_run,
     rate,
-    timed,
     vllm_client,
 )
 
@@ -48,21 +48,14 @@ RESULTS = ROOT / "benchmarks" / "results" / "distill.json"
 
 
 def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
-    """The distillation stage's request path: teacher prompts and seeds, OpenAIGenerator."""
-    from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
-    from adacot.backends.openai_http import OpenAIGenerator
+    """The distillation stage's request path: teacher prompts and seeds, sent by OpenAIGenerator."""
+    from adacot.api.common import PromptSpec
     from adacot.stages.distill import teacher_prompt
     from adacot.stages.prompts import derive_seed, user_text
 
     spec = PromptSpec()
     prompts = [teacher_prompt(user_text(q, spec), spec, derive_seed(0, q.id, 0)) for q in questions]
-    sampling = SamplingSpec(n=1, temperature=0.0, max_tokens=args.max_tokens)
-    endpoint = Endpoint(url=f"{base}/v1", model="tiny", concurrency=args.concurrency, max_retries=0)
-    with OpenAIGenerator(endpoint) as generator:
-        seconds, completions = timed(lambda: list(generator.generate(prompts, sampling)))
-        tokens = generator.usage.completion_tokens
-    failed = sum(1 for c in completions for s in c.samples if s.finish_reason == "error")
-    return {"seconds": seconds, "requests": len(completions) - failed, "output_tokens": tokens}
+    return adacot_client(base, questions, args, prompts)
 
 
 def bench(model: Path, data: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:

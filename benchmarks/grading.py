@@ -263,12 +263,15 @@ def generated_tokens(base: str) -> float:
     )
 
 
-def adacot_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
+def adacot_client(
+    base: str, questions: list[Any], args: argparse.Namespace, prompts: list[Any] | None = None
+) -> dict[str, float]:
+    """OpenAIGenerator over `prompts` (default: the grading stage's prompts for `questions`)."""
     from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
     from adacot.backends.openai_http import OpenAIGenerator
     from adacot.stages.prompts import build_prompt
 
-    prompts = [build_prompt(q, PromptSpec()) for q in questions]
+    prompts = prompts or [build_prompt(q, PromptSpec()) for q in questions]
     sampling = SamplingSpec(n=1, temperature=0.0, max_tokens=args.max_tokens)
     endpoint = Endpoint(url=f"{base}/v1", model="tiny", concurrency=args.concurrency, max_retries=0)
     with OpenAIGenerator(endpoint) as generator:
