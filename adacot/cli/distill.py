@@ -211,23 +211,6 @@ def sample_command(
 # `adacot distill` and `adacot stage distillationjob` go below (another part of issue 4).
 
 
-def _pick_job(path: Path, name: str | None) -> Any:
-    """The one DistillationJob in a YAML file (or the one called `name`)."""
-    from adacot.api.distillation_job import DistillationJob
-    from adacot.api.loader import ResourceError, load_resources
-
-    try:
-        found = [r for r in load_resources(path) if isinstance(r, DistillationJob)]
-    except ResourceError as error:
-        raise click.UsageError(str(error)) from None
-    if name is not None:
-        found = [r for r in found if r.metadata.name == name]
-    if len(found) != 1:
-        what = f"DistillationJob named {name!r}" if name else "exactly one DistillationJob"
-        raise click.UsageError(f"{path}: expected {what}, found {len(found)} (use --name to choose)")
-    return found[0]
-
-
 def _job_from_flags(flags: dict[str, Any]) -> Any:
     """A DistillationJob built from `adacot distill` flags, validated by the same models as YAML."""
     from adacot.api.distillation_job import DistillationJob
@@ -376,7 +359,12 @@ def distill(
 ) -> None:
     """Sample the bank by a difficulty distribution and distil verified CoT from a teacher."""
     if spec_path is not None:
-        resource = _pick_job(spec_path, flags["name"] if flags["name"] != "distill" else None)
+        from adacot.api.distillation_job import DistillationJob
+        from adacot.cli.specs import pick_resource
+
+        resource = pick_resource(
+            spec_path, DistillationJob, flags["name"] if flags["name"] != "distill" else None
+        )
     else:
         resource = _job_from_flags(flags)
     _run_distill(resource, out, bank, flags["eval_grading"], shard, not no_progress)
@@ -384,7 +372,8 @@ def distill(
 
 def _attach_stage() -> None:
     """`adacot stage distillationjob`: the pod entry point, on the `stage` group of adacot.cli.grade."""
-    from adacot.cli.grade import OUTPUT_ENV, stage
+    from adacot.cli.grade import stage
+    from adacot.cli.specs import OUTPUT_ENV
 
     @stage.command("distillationjob")
     @click.option(
@@ -407,12 +396,11 @@ def _attach_stage() -> None:
         out: Path | None,
     ) -> None:
         """Distil this pod's shard; the shard that finds every shard done merges the artifact."""
-        import os
+        from adacot.api.distillation_job import DistillationJob
+        from adacot.cli.specs import output_dir, pick_resource
 
-        target = out or (Path(os.environ[OUTPUT_ENV]) if os.environ.get(OUTPUT_ENV) else None)
-        if target is None:
-            raise click.UsageError(f"give --out DIR (or set ${OUTPUT_ENV})")
-        _run_distill(_pick_job(spec_path, name), target, bank, eval_grading, shard, bar=False)
+        job = pick_resource(spec_path, DistillationJob, name)
+        _run_distill(job, output_dir(out), bank, eval_grading, shard, bar=False)
 
 
 _attach_stage()

@@ -21,27 +21,13 @@ from tqdm import tqdm
 
 from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.grading_run import GradingRun
-from adacot.api.loader import ResourceError, format_path, load_resources
+from adacot.api.loader import format_path
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.artifacts.shards import ShardSpec
+from adacot.cli.specs import OUTPUT_ENV, output_dir, pick_resource
 from adacot.stages.progress import tqdm_callback
 
 R = TypeVar("R", GradingRun, DifficultyBank)
-OUTPUT_ENV = "ADACOT_OUTPUT_DIR"
-
-
-def _pick(path: Path, kind: type[R], name: str | None) -> R:
-    """The one resource of `kind` in a YAML file (or the one called `name`)."""
-    try:
-        found = [r for r in load_resources(path) if isinstance(r, kind)]
-    except ResourceError as error:
-        raise click.UsageError(str(error)) from None
-    if name is not None:
-        found = [r for r in found if r.metadata.name == name]
-    if len(found) != 1:
-        what = f"{kind.KIND} named {name!r}" if name else f"exactly one {kind.KIND}"
-        raise click.UsageError(f"{path}: expected {what}, found {len(found)} (use --name to choose)")
-    return found[0]
 
 
 def _validated(kind: type[R], data: dict[str, Any]) -> R:
@@ -71,14 +57,6 @@ def _input_errors() -> Iterator[None]:
         yield
     except (ValueError, FileNotFoundError, ArtifactError) as error:
         raise click.ClickException(str(error)) from None
-
-
-def _out_dir(out: Path | None) -> Path:
-    if out is not None:
-        return out
-    if os.environ.get(OUTPUT_ENV):
-        return Path(os.environ[OUTPUT_ENV])
-    raise click.UsageError(f"give --out DIR (or set ${OUTPUT_ENV})")
 
 
 def _run_grading(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: bool) -> None:
@@ -165,7 +143,7 @@ def _grade_flags(func: Callable[..., None]) -> Callable[..., None]:
 def grade(spec_path: Path | None, shard: str | None, out: Path, no_progress: bool, **flags: Any) -> None:
     """Grade questions by a model's own answers: verify, PRM-score the unsolved, assign levels 0..5."""
     if spec_path is not None:
-        resource = _pick(spec_path, GradingRun, flags["name"] if flags["name"] != "grade" else None)
+        resource = pick_resource(spec_path, GradingRun, flags["name"] if flags["name"] != "grade" else None)
     else:
         missing = [f"--{n}" for n in ("questions", "model") if not flags[n]]
         if missing:
@@ -234,7 +212,7 @@ def bank(
 ) -> None:
     """Merge grading outputs of one model into a deduplicated, decontaminated difficulty bank."""
     if spec_path is not None:
-        resource = _pick(spec_path, DifficultyBank, name if name != "bank" else None)
+        resource = pick_resource(spec_path, DifficultyBank, name if name != "bank" else None)
     else:
         if not sources and not runs:
             raise click.UsageError("give --spec FILE, or at least one --source / --run")
@@ -277,8 +255,8 @@ def stage() -> None:
 )
 def stage_gradingrun(spec_path: Path, name: str | None, shard: str | None, out: Path | None) -> None:
     """Grade this pod's shard; the shard that finds every shard done merges the artifact."""
-    resource = _pick(spec_path, GradingRun, name)
-    _run_grading(resource, _out_dir(out), _shard(shard, resource.spec.parallelism), bar=False)
+    resource = pick_resource(spec_path, GradingRun, name)
+    _run_grading(resource, output_dir(out), _shard(shard, resource.spec.parallelism), bar=False)
 
 
 @stage.command("difficultybank")
@@ -295,4 +273,4 @@ def stage_gradingrun(spec_path: Path, name: str | None, shard: str | None, out: 
 )
 def stage_difficultybank(spec_path: Path, name: str | None, runs: tuple[str, ...], out: Path | None) -> None:
     """Build the bank from its sources."""
-    _run_bank(_pick(spec_path, DifficultyBank, name), _out_dir(out), _runs(runs))
+    _run_bank(pick_resource(spec_path, DifficultyBank, name), output_dir(out), _runs(runs))

@@ -10,31 +10,16 @@ Both print the summary as JSON; bad inputs become one-line errors with exit code
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from adacot.api.loader import ResourceError, format_path, load_resources
+from adacot.api.loader import format_path
 from adacot.api.sft_job import SFTJob
 from adacot.artifacts.jsonio import ArtifactError
-
-OUTPUT_ENV = "ADACOT_OUTPUT_DIR"
-
-
-def _pick(path: Path, name: str | None) -> SFTJob:
-    try:
-        found = [r for r in load_resources(path) if isinstance(r, SFTJob)]
-    except ResourceError as error:
-        raise click.UsageError(str(error)) from None
-    if name is not None:
-        found = [r for r in found if r.metadata.name == name]
-    if len(found) != 1:
-        what = f"SFTJob named {name!r}" if name else "exactly one SFTJob"
-        raise click.UsageError(f"{path}: expected {what}, found {len(found)} (use --name to choose)")
-    return found[0]
+from adacot.cli.specs import OUTPUT_ENV, output_dir, pick_resource
 
 
 def _from_flags(flags: dict[str, Any]) -> SFTJob:
@@ -119,7 +104,7 @@ def sft(
     """Fine-tune a model on SFT examples (assistant-only loss, packing, DeepSpeed, resumable)."""
     flags["deepspeed_stage"] = int(flags["deepspeed_stage"])
     if spec_path is not None:
-        resource = _pick(spec_path, flags["name"] if flags["name"] != "sft" else None)
+        resource = pick_resource(spec_path, SFTJob, flags["name"] if flags["name"] != "sft" else None)
         _run(resource, out, dataset, flags["model"], nproc_per_node)
     else:
         _run(_from_flags(flags), out, None, None, nproc_per_node)
@@ -152,10 +137,7 @@ def _attach_stage() -> None:
         out: Path | None,
     ) -> None:
         """Train this node's ranks; node 0 writes the artifact."""
-        target = out or (Path(os.environ[OUTPUT_ENV]) if os.environ.get(OUTPUT_ENV) else None)
-        if target is None:
-            raise click.UsageError(f"give --out DIR (or set ${OUTPUT_ENV})")
-        _run(_pick(spec_path, name), target, dataset, model, nproc_per_node)
+        _run(pick_resource(spec_path, SFTJob, name), output_dir(out), dataset, model, nproc_per_node)
 
 
 _attach_stage()
