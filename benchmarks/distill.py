@@ -32,15 +32,10 @@ from typing import Any
 
 from grading import (
     adacot_client,
-    api_server,
+    bench_serving,
     build_models,
-    free_port,
-    generated_tokens,
-    log,
     machine,
-    median_run,
     rate,
-    vllm_client,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,30 +51,6 @@ def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) ->
     spec = PromptSpec()
     prompts = [teacher_prompt(user_text(q, spec), spec, derive_seed(0, q.id, 0)) for q in questions]
     return adacot_client(base, questions, args, prompts)
-
-
-def bench(model: Path, data: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from adacot.api.common import DatasetSpec, PromptSpec
-    from adacot.artifacts.datasets import load_questions
-    from adacot.stages.prompts import user_text
-
-    questions = load_questions(DatasetSpec(path=str(data / "math500.jsonl"), limit=args.questions)).questions
-    dataset = root / "custom.jsonl"
-    dataset.write_text("".join(json.dumps({"prompt": user_text(q, PromptSpec())}) + "\n" for q in questions))
-    runs: dict[str, list[dict[str, float]]] = {"adacot": [], "vllm": []}
-    with api_server(model, free_port(), root / "server.log") as base:
-        teacher_client(base, questions, args)  # warm-up at full concurrency, outside the clock
-        for repeat in range(args.repeats):
-            for name in ("adacot", "vllm") if repeat % 2 == 0 else ("vllm", "adacot"):
-                log(f"teacher repeat {repeat + 1}/{args.repeats}: {name}")
-                before = generated_tokens(base)
-                if name == "adacot":
-                    run = teacher_client(base, questions, args)
-                else:
-                    run = vllm_client(base, dataset, model, args)
-                runs[name].append(run | {"server_tokens": generated_tokens(base) - before})
-    median = {name: median_run(r) for name, r in runs.items()}
-    return {"runs": runs, "median": median, "ratio": rate(median["adacot"]) / rate(median["vllm"])}
 
 
 def table(result: dict[str, Any], args: argparse.Namespace) -> str:
@@ -116,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="adacot-bench-") as tmp:
         root = Path(tmp)
         model, _ = build_models(args.data, root)
-        result = bench(model, args.data, root, args)
+        result = bench_serving(model, args.data, root, args, client=teacher_client)
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     header = (
         f"machine: {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}, "

@@ -304,7 +304,15 @@ def vllm_client(base: str, dataset: Path, model: Path, args: argparse.Namespace)
     }
 
 
-def bench_serving(model: Path, data: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+Client = Callable[[str, list[Any], argparse.Namespace], dict[str, float]]
+
+
+def bench_serving(
+    model: Path, data: Path, root: Path, args: argparse.Namespace, client: Client | None = None
+) -> dict[str, Any]:
+    """adacot's HTTP client (`client`, default the grading stage's) against vLLM's benchmark client,
+    alternating on one server; medians and the ratio of request rates."""
+    send = client or adacot_client
     from adacot.api.common import DatasetSpec, PromptSpec
     from adacot.artifacts.datasets import load_questions
     from adacot.stages.prompts import user_text
@@ -315,10 +323,10 @@ def bench_serving(model: Path, data: Path, root: Path, args: argparse.Namespace)
     runs: dict[str, list[dict[str, float]]] = {"adacot": [], "vllm": []}
     with api_server(model, free_port(), root / "server.log") as base:
         clients = {
-            "adacot": lambda: adacot_client(base, questions, args),
+            "adacot": lambda: send(base, questions, args),
             "vllm": lambda: vllm_client(base, dataset, model, args),
         }
-        adacot_client(base, questions, args)  # warm-up at full concurrency, outside the clock
+        send(base, questions, args)  # warm-up at full concurrency, outside the clock
         for repeat in range(args.repeats):
             for name in ("adacot", "vllm") if repeat % 2 == 0 else ("vllm", "adacot"):
                 log(f"serving repeat {repeat + 1}/{args.repeats}: {name}")
