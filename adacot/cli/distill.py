@@ -373,20 +373,15 @@ def distill(
 def _attach_stage() -> None:
     """`adacot stage distillationjob`: the pod entry point, on the `stage` group of adacot.cli.grade."""
     from adacot.cli.grade import stage
-    from adacot.cli.specs import OUTPUT_ENV
+    from adacot.cli.specs import STAGE_OUT, STAGE_SPEC
 
     @stage.command("distillationjob")
-    @click.option(
-        "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-    )
+    @STAGE_SPEC
     @click.option("--name", default=None, help="Which DistillationJob of the file (when it holds several).")
     @_BANK
     @_EVAL
     @_SHARD
-    @click.option(
-        "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help=f"Output directory (default ${OUTPUT_ENV}).",
-    )  # fmt: skip
+    @STAGE_OUT
     def stage_distillationjob(
         spec_path: Path,
         name: str | None,

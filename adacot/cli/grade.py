@@ -24,7 +24,7 @@ from adacot.api.grading_run import GradingRun
 from adacot.api.loader import format_path
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.artifacts.shards import ShardSpec
-from adacot.cli.specs import OUTPUT_ENV, output_dir, pick_resource
+from adacot.cli.specs import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
 from adacot.stages.progress import tqdm_callback
 
 R = TypeVar("R", GradingRun, DifficultyBank)
@@ -240,19 +240,12 @@ def stage() -> None:
 
 
 @stage.command("gradingrun")
-@click.option(
-    "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-)
+@STAGE_SPEC
 @click.option("--name", default=None, help="Which GradingRun of the file (when it holds several).")
 @click.option(
     "--shard", default=None, help="i/N; default JOB_COMPLETION_INDEX of spec.parallelism, else all."
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"Output directory (default ${OUTPUT_ENV}).",
-)
+@STAGE_OUT
 def stage_gradingrun(spec_path: Path, name: str | None, shard: str | None, out: Path | None) -> None:
     """Grade this pod's shard; the shard that finds every shard done merges the artifact."""
     resource = pick_resource(spec_path, GradingRun, name)
@@ -260,17 +253,10 @@ def stage_gradingrun(spec_path: Path, name: str | None, shard: str | None, out: 
 
 
 @stage.command("difficultybank")
-@click.option(
-    "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-)
+@STAGE_SPEC
 @click.option("--name", default=None, help="Which DifficultyBank of the file (when it holds several).")
 @click.option("--run", "runs", multiple=True, help="NAME=DIR: where GradingRun NAME wrote its output.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help=f"Output directory (default ${OUTPUT_ENV}).",
-)
+@STAGE_OUT
 def stage_difficultybank(spec_path: Path, name: str | None, runs: tuple[str, ...], out: Path | None) -> None:
     """Build the bank from its sources."""
     _run_bank(pick_resource(spec_path, DifficultyBank, name), output_dir(out), _runs(runs))

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from adacot.api.loader import format_path
 from adacot.api.sft_job import SFTJob
 from adacot.artifacts.jsonio import ArtifactError
-from adacot.cli.specs import OUTPUT_ENV, output_dir, pick_resource
+from adacot.cli.specs import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
 
 
 def _from_flags(flags: dict[str, Any]) -> SFTJob:
@@ -115,19 +115,12 @@ def _attach_stage() -> None:
     from adacot.cli.grade import stage
 
     @stage.command("sftjob")
-    @click.option(
-        "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-    )
+    @STAGE_SPEC
     @click.option("--name", default=None, help="Which SFTJob of the file (when it holds several).")
     @_DATASET
     @_MODEL
     @_NPROC
-    @click.option(
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help=f"Output directory (default ${OUTPUT_ENV}).",
-    )
+    @STAGE_OUT
     def stage_sftjob(
         spec_path: Path,
         name: str | None,

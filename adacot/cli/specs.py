@@ -20,6 +20,17 @@ OUTPUT_ENV = "ADACOT_OUTPUT_DIR"
 
 R = TypeVar("R", bound=Resource[Any, Any])
 
+STAGE_SPEC = click.option(
+    "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+    help="The resource YAML (the ConfigMap the operator mounts).",
+)  # fmt: skip
+"""`--spec` of every `adacot stage <kind>` command."""
+STAGE_OUT = click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help=f"Output directory (default ${OUTPUT_ENV}).",
+)  # fmt: skip
+"""`--out` of every `adacot stage <kind>` command; resolve it with `output_dir`."""
+
 
 def pick_resource(path: Path, kind: type[R], name: str | None) -> R:
     """The one resource of `kind` in a YAML file (or the one called `name`); a usage error otherwise."""

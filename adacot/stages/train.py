@@ -162,14 +162,22 @@ def _dataset(plan: TrainPlan, tokenizer: Any) -> tuple[list[dict[str, list[int]]
 
 
 def last_checkpoint(out: Path) -> str | None:
-    """The newest complete checkpoint under out/checkpoints, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint under out/checkpoints, if any.
 
+    A kill during a save leaves a `checkpoint-N` directory without its `trainer_state.json` (the
+    Trainer writes that file after the weights, optimizer and scheduler); transformers'
+    `get_last_checkpoint` would still pick it and the resume would fail, so such directories are passed
+    over and the one before is used.
+    """
     directory = out / CHECKPOINTS
     if not directory.is_dir():
         return None
-    found: str | None = get_last_checkpoint(str(directory))  # type: ignore[no-untyped-call]
-    return found
+    complete = [
+        (int(path.name.split("-")[1]), path)
+        for path in directory.glob("checkpoint-*")
+        if path.name.split("-")[1].isdigit() and (path / "trainer_state.json").is_file()
+    ]
+    return str(max(complete)[1]) if complete else None
 
 
 def train(plan: TrainPlan) -> dict[str, Any]:
