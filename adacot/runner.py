@@ -29,16 +29,14 @@ endpoints are probed by the distillation stage itself.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
 from adacot.api import AnyResource, dependency_graph
 from adacot.api.common import ModelSpec
@@ -46,13 +44,13 @@ from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.grading_run import GradingRun
 from adacot.api.loader import load_resources
+from adacot.api.paths import missing_paths, resolve_paths
 from adacot.api.sft_job import SFTJob
 from adacot.artifacts.store import is_complete
 from adacot.stages.progress import ProgressCallback
 
 Key = tuple[str, str, str]
 """(namespace, kind, name) of a stage."""
-M = TypeVar("M", bound=BaseModel)
 
 DONE, SKIPPED_COMPLETE = "done", "skipped-complete"
 EVALUATION_DIR = "evaluation"
@@ -120,51 +118,6 @@ def document_numbers(path: Path) -> dict[Key, int]:
             meta = data["metadata"]
             numbers[(meta.get("namespace", "default"), str(data.get("kind")), str(meta.get("name")))] = index
     return numbers
-
-
-def resolve_paths(model: M, base_dir: Path, claims: Mapping[str, Path], where: str, problems: list[str]) -> M:
-    """A copy of `model` whose every `path` is absolute: under `claims[claimName]` when a claim is set
-    (claimName then cleared), else under `base_dir` when relative. Unmapped claims go to `problems`."""
-    updates: dict[str, Any] = {}
-    for name, info in type(model).model_fields.items():
-        value, here = getattr(model, name), f"{where}.{info.alias or name}"
-        if isinstance(value, BaseModel):
-            updates[name] = resolve_paths(value, base_dir, claims, here, problems)
-        elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
-            updates[name] = [
-                resolve_paths(v, base_dir, claims, f"{here}[{i}]", problems) for i, v in enumerate(value)
-            ]
-    path, claim = getattr(model, "path", None), getattr(model, "claim_name", None)
-    if isinstance(path, str):
-        root = base_dir
-        if claim:
-            if claim not in claims:
-                problems.append(
-                    f"{where}.claimName: claim {claim!r} has no local directory (give --claim {claim}=DIR)"
-                )
-            root = claims.get(claim, base_dir)
-            updates["claim_name"] = None
-            path = path.lstrip("/")
-        updates["path"] = os.path.normpath(root / path)  # "a/../b" would name the model "a/../b" in reports
-    return model.model_copy(update=updates)
-
-
-def missing_paths(model: BaseModel, where: str) -> list[str]:
-    """Every `path` in `model` that does not exist; model directories must hold a config.json."""
-    problems: list[str] = []
-    for name, info in type(model).model_fields.items():
-        value, here = getattr(model, name), f"{where}.{info.alias or name}"
-        children = value if isinstance(value, list) else [value]
-        for i, child in enumerate(children):
-            if isinstance(child, BaseModel):
-                problems += missing_paths(child, f"{here}[{i}]" if isinstance(value, list) else here)
-    path = getattr(model, "path", None)
-    if isinstance(path, str):
-        if not Path(path).exists():
-            problems.append(f"{where}.path: {path} does not exist")
-        elif isinstance(model, ModelSpec) and not (Path(path) / "config.json").is_file():
-            problems.append(f"{where}.path: {path} has no config.json (not a model directory)")
-    return problems
 
 
 def reference_fields(resource: AnyResource) -> list[tuple[str, str, str]]:
