@@ -1,0 +1,151 @@
+"""Readable reasons for what went wrong with a stage's Job and pods.
+
+Called by `adacot_operator.status` (pure, no API access). Two questions are answered here:
+
+- `job_failure`: the Job has failed for good (its `Failed` condition is True) — why? Kubernetes only says
+  BackoffLimitExceeded or DeadlineExceeded; the pods often say more (OOMKilled, Evicted, an image that
+  never pulled), and the more specific pod reason wins.
+- `pod_stall`: the Job is still active but a pod cannot make progress (image pull errors, unschedulable,
+  crash loop). Kubernetes never fails such a Job by itself (unless activeDeadlineSeconds runs out), so
+  the operator reports it on the Running condition without declaring the stage failed.
+
+Limits: reasons come from the fields the kubelet and scheduler set (container state reasons, pod
+`status.reason`, the PodScheduled condition); a node that dies without updating its pods is invisible
+here. Messages carry the container's termination message (the stage's own words, capped), never env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+OOM_KILLED = "OOMKilled"
+IMAGE_PULL_ERROR = "ImagePullError"
+CRASH_LOOP = "CrashLoop"
+UNSCHEDULABLE = "Unschedulable"
+EVICTED = "Evicted"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+VALIDATION_FAILED = "ValidationFailed"
+INPUT_FAILED = "InputFailed"
+
+#: Container waiting reasons that mean the image will not come (kubelet's names).
+_IMAGE_WAITING = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
+)
+#: Longest piece of a termination message copied into a condition message.
+_MESSAGE_CAP = 300
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A reason (CamelCase, from the constants above) and a one-line human message."""
+
+    reason: str
+    message: str
+
+
+def job_failure(job: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Failure | None:
+    """Why the Job failed, or None while it has not (its Failed condition is not True)."""
+    condition = condition_of(job.get("status", {}), "Failed")
+    if condition is None or condition.get("status") != "True":
+        return None
+    pods = list(pods)
+    specific = _pod_failure(pods)
+    if specific is not None:
+        return specific
+    job_reason = condition.get("reason", "")
+    reason = DEADLINE_EXCEEDED if job_reason == DEADLINE_EXCEEDED else BACKOFF_LIMIT_EXCEEDED
+    detail = condition.get("message") or "the Job failed"
+    last = _last_exit(pods)
+    return Failure(reason, f"{detail}{'; ' + last if last else ''}")
+
+
+def pod_stall(pods: Iterable[dict[str, Any]]) -> Failure | None:
+    """The first pod problem that keeps an active Job from progressing, or None."""
+    for pod in pods:
+        for name, waiting in _waiting(pod):
+            if waiting.get("reason") in _IMAGE_WAITING:
+                return Failure(IMAGE_PULL_ERROR, _say(pod, name, waiting))
+            if waiting.get("reason") == "CrashLoopBackOff":
+                return Failure(CRASH_LOOP, _say(pod, name, waiting))
+        scheduled = condition_of(pod.get("status", {}), "PodScheduled")
+        if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE:
+            return Failure(UNSCHEDULABLE, f"pod {_name(pod)}: {scheduled.get('message', 'unschedulable')}")
+    return None
+
+
+def _pod_failure(pods: list[dict[str, Any]]) -> Failure | None:
+    """The most specific reason the failed pods show: OOM first (the usual GPU-stage failure)."""
+    for pod in pods:
+        for name, terminated in _terminated(pod):
+            if terminated.get("reason") == OOM_KILLED:
+                return Failure(OOM_KILLED, f"pod {_name(pod)} container {name} ran out of memory")
+    for pod in pods:
+        if pod.get("status", {}).get("reason") == EVICTED:
+            return Failure(EVICTED, f"pod {_name(pod)}: {pod['status'].get('message', 'evicted')}")
+    return pod_stall(p for p in pods if not _is_crash_loop_only(p))
+
+
+def _is_crash_loop_only(pod: dict[str, Any]) -> bool:
+    """A crash loop in a failed Job is just the way it used its retries: the exit code says more."""
+    return all(w.get("reason") == "CrashLoopBackOff" for _, w in _waiting(pod)) and any(_waiting(pod))
+
+
+def _last_exit(pods: list[dict[str, Any]]) -> str:
+    """'pod P exited with code N: <message>' for the pod that finished last with a non-zero code."""
+    exits = [
+        (t.get("finishedAt") or "", pod, name, t)
+        for pod in pods
+        for name, t in _terminated(pod)
+        if t.get("exitCode", 0) != 0
+    ]
+    if not exits:
+        return ""
+    _, pod, name, terminated = max(exits, key=lambda e: e[0])
+    text = f"pod {_name(pod)} container {name} exited with code {terminated.get('exitCode')}"
+    message = (terminated.get("message") or "").strip()
+    return f"{text}: {_cap(message)}" if message else text
+
+
+def _say(pod: dict[str, Any], container: str, waiting: dict[str, Any]) -> str:
+    detail = waiting.get("message") or waiting.get("reason", "")
+    return f"pod {_name(pod)} container {container}: {_cap(detail)}"
+
+
+def _cap(text: str) -> str:
+    """The last line-ish part of a message, short enough for a condition (log tails can be long)."""
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_CAP else "…" + text[-_MESSAGE_CAP:]
+
+
+def _statuses(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    status = pod.get("status", {})
+    yield from status.get("initContainerStatuses") or []
+    yield from status.get("containerStatuses") or []
+
+
+def _waiting(pod: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for cs in _statuses(pod):
+        waiting = (cs.get("state") or {}).get("waiting")
+        if waiting:
+            yield cs.get("name", "?"), waiting
+
+
+def _terminated(pod: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Terminated states, current and the previous one (a restarted container keeps the OOM there)."""
+    for cs in _statuses(pod):
+        for key in ("state", "lastState"):
+            terminated = (cs.get(key) or {}).get("terminated")
+            if terminated:
+                yield cs.get("name", "?"), terminated
+
+
+def condition_of(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The condition of this type in a Kubernetes status (any kind), or None."""
+    return next((c for c in status.get("conditions") or [] if c.get("type") == type_), None)
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("name", "?"))

@@ -1,0 +1,270 @@
+"""Status of a resource as one pure function of the resource, its observed children and its producers.
+
+Called by `adacot_operator.reconcile` on every reconcile; unit-tested as tables of child states. The
+output is the resource's `status` as a JSON dict (camelCase, the shape of adacot.api.status), always
+carrying every condition type so `kubectl wait --for=condition=X` has something to read. Rules:
+
+- a condition's lastTransitionTime changes only when its status flips (else the old time is kept);
+- `phase` is derived from the conditions by `derive_phase`, never from "the last condition";
+- a finished stage stays finished when its Job is gone (TTL, suspend of a finished resource);
+- once the Job exists, InputsReady stays True: the inputs were read, a producer deleted later does not
+  send the consumer back to waiting;
+- `progress` belongs to the worker (it PATCHes it while running); this function keeps it and only
+  closes it at 100 % on success.
+
+Limits: no I/O and no clock of its own (`now` is passed in); a Job status the kubelet has not written
+yet reads as "starting" (Pending).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from adacot.api import RESOURCE_KINDS, Resource
+from adacot.api.status import Condition, ConditionType, Phase, Progress, ResourceStatus
+from adacot_operator import failures
+from adacot_operator.failures import Failure, condition_of
+from adacot_operator.summary import STATUS_MODELS, output_location, summary_fields, termination_summary
+
+T = ConditionType
+Key = tuple[str, str]
+#: (status, reason, message) of one condition.
+Want = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Children:
+    """What the operator observed of a resource's children (None / [] when absent)."""
+
+    job: dict[str, Any] | None = None
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    pvc: dict[str, Any] | None = None
+
+
+def compute_status(
+    resource: dict[str, Any], children: Children, producers: dict[Key, dict[str, Any] | None], now: datetime
+) -> dict[str, Any]:
+    """The status to write (see the module docstring). `producers` maps each input's (kind, name) to
+    its live object, or None when it does not exist (yet)."""
+    kind = resource["kind"]
+    old = _old_status(kind, resource.get("status"))
+    generation = resource.get("metadata", {}).get("generation")
+    new = old.model_copy(deep=True)
+    want = _defaults(kind)
+    try:
+        model = RESOURCE_KINDS[kind].model_validate(resource)
+    except ValidationError as err:
+        _fail(want, Failure(failures.VALIDATION_FAILED, _first_error(err)), inputs=True)
+    else:
+        _observe(model, old, new, want, children, producers, now)
+    new.conditions = _merge(old.conditions, want, now, generation)
+    new.observed_generation = generation
+    new.phase = derive_phase(new.conditions, kind)
+    return new.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def derive_phase(conditions: list[Condition], kind: str) -> Phase:
+    """The one-word summary, in precedence order: Failed, Succeeded (Ready for banks), Suspended,
+    WaitingForInputs, Queued, Running, Pending."""
+    on = {c.type for c in conditions if c.status == "True"}
+    off = {c.type for c in conditions if c.status == "False"}
+    if T.Failed in on:
+        return Phase.Failed
+    if T.Complete in on:
+        return Phase.Ready if kind == "DifficultyBank" else Phase.Succeeded
+    if T.Suspended in on:
+        return Phase.Suspended
+    if T.InputsReady in off:
+        return Phase.WaitingForInputs
+    if T.Admitted in off:
+        return Phase.Queued
+    return Phase.Running if T.Running in on else Phase.Pending
+
+
+def inputs_state(producers: dict[Key, dict[str, Any] | None]) -> tuple[Failure | None, list[str]]:
+    """(a failed producer, descriptions of the producers still awaited): both empty when all are done."""
+    waiting: list[str] = []
+    for (kind, name), body in sorted(producers.items()):
+        status = (body or {}).get("status") or {}
+        if body is None:
+            waiting.append(f"{kind} {name} does not exist yet")
+        elif _is_true(status, "Failed"):
+            reason = (condition_of(status, "Failed") or {}).get("reason", "Failed")
+            return Failure(failures.INPUT_FAILED, f"{kind} {name} failed ({reason})"), []
+        elif not (_is_true(status, "Complete") or _is_true(status, "Ready")):
+            waiting.append(f"{kind} {name} is {status.get('phase') or 'Pending'}")
+    return None, waiting
+
+
+def _observe(
+    model: Resource[Any, Any],
+    old: ResourceStatus,
+    new: ResourceStatus,
+    want: dict[T, Want],
+    children: Children,
+    producers: dict[Key, dict[str, Any] | None],
+    now: datetime,
+) -> None:
+    """Fill `want` (and the non-condition fields of `new`) from the observed world."""
+    job = children.job
+    finished = _is_on(old, T.Complete) or (_is_on(old, T.Failed) and _failed_by_job(old))
+    if job is None and finished:
+        want.update({c.type: (c.status, c.reason, c.message) for c in old.conditions if c.type in want})
+        return
+    if job is None:
+        failed, waiting = inputs_state(producers)
+        if failed is not None:
+            _fail(want, failed, inputs=True)
+            return
+        if waiting:
+            want[T.InputsReady] = ("False", "WaitingForInput", "; ".join(waiting))
+            return
+    if getattr(model.spec, "suspend", False):
+        want[T.Suspended] = (
+            "True",
+            "SuspendedBySpec",
+            "spec.suspend is true: the Job is removed, artifacts kept",
+        )
+        want[T.Running] = ("False", "Suspended", "")
+        return
+    if job is not None:
+        _observe_job(model.KIND, job, children.pods, new, want, now)
+
+
+def _observe_job(
+    kind: str,
+    job: dict[str, Any],
+    pods: list[dict[str, Any]],
+    new: ResourceStatus,
+    want: dict[T, Want],
+    now: datetime,
+) -> None:
+    status = job.get("status") or {}
+    new.output = output_location(job) or new.output
+    new.start_time = _time(status.get("startTime")) or new.start_time
+    failure = failures.job_failure(job, pods)
+    if failure is not None:
+        _fail(want, failure)
+        new.completion_time = _time(status.get("completionTime")) or new.completion_time or now
+    elif _is_true(status, "Complete"):
+        _complete(kind, status, pods, new, want, now)
+    elif job.get("spec", {}).get("suspend"):
+        want[T.Admitted] = ("False", "WaitingForAdmission", "the Job waits in its queue")
+    else:
+        want[T.Admitted] = ("True", "Admitted", "")
+        want[T.Running] = _running(status, pods)
+
+
+def _complete(
+    kind: str,
+    status: dict[str, Any],
+    pods: list[dict[str, Any]],
+    new: ResourceStatus,
+    want: dict[T, Want],
+    now: datetime,
+) -> None:
+    want[T.Admitted] = ("True", "Admitted", "")
+    want[T.Running] = ("False", "Completed", "")
+    want[T.Complete] = ("True", "JobComplete", "the stage finished and wrote its artifact")
+    if kind == "DifficultyBank":
+        want[T.Ready] = ("True", "BankReady", "the bank can be sampled from")
+    new.completion_time = _time(status.get("completionTime")) or new.completion_time or now
+    fields = summary_fields(kind, termination_summary(pods))
+    location = new.output or fields.get("output")
+    if location is not None and "output" in fields:
+        fields["output"] = location.model_copy(update=fields["output"].model_dump(exclude_none=True))
+    for name, value in fields.items():
+        setattr(new, name, value)
+    progress = new.progress or Progress()
+    total = progress.total if progress.total is not None else progress.done
+    new.progress = Progress(done=total, total=total, percent=100.0)
+
+
+def _running(status: dict[str, Any], pods: list[dict[str, Any]]) -> Want:
+    stall = failures.pod_stall(pods)
+    if stall is not None:
+        return ("False", stall.reason, stall.message)
+    if any(p.get("status", {}).get("phase") == "Running" for p in pods) or status.get("ready"):
+        return ("True", "PodsRunning", f"{status.get('active', 0)} pod(s) active")
+    return ("False", "PodsStarting", "waiting for the stage's pods to start")
+
+
+def _fail(want: dict[T, Want], failure: Failure, inputs: bool = False) -> None:
+    want[T.Failed] = ("True", failure.reason, failure.message)
+    want[T.Running] = ("False", failure.reason, "")
+    if inputs:
+        want[T.InputsReady] = ("False", failure.reason, failure.message)
+
+
+def _defaults(kind: str) -> dict[T, Want]:
+    want: dict[T, Want] = {
+        T.InputsReady: ("True", "InputsReady", ""),
+        T.Admitted: ("True", "NoQueue", ""),
+        T.Running: ("False", "NotStarted", ""),
+        T.Suspended: ("False", "NotSuspended", ""),
+        T.Complete: ("False", "NotComplete", ""),
+        T.Failed: ("False", "NoFailure", ""),
+    }
+    if kind == "DifficultyBank":
+        want[T.Ready] = ("False", "NotReady", "")
+    return want
+
+
+def _merge(
+    old: list[Condition], want: dict[T, Want], now: datetime, generation: int | None
+) -> list[Condition]:
+    """New conditions, keeping each old lastTransitionTime whose status did not flip."""
+    before = {c.type: c for c in old}
+    merged = []
+    for type_, (status, reason, message) in want.items():
+        prev = before.get(type_)
+        flipped = prev is None or prev.status != status
+        merged.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now if flipped or prev is None else prev.last_transition_time,
+                observed_generation=generation,
+            )
+        )
+    return merged
+
+
+def _old_status(kind: str, raw: Any) -> ResourceStatus:
+    """The status read back; an unreadable one (edited by hand) is started afresh rather than crashing."""
+    model = STATUS_MODELS[kind]
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError:
+        return model()
+
+
+def _failed_by_job(status: ResourceStatus) -> bool:
+    """Failures that came from a Job are final; input and validation failures are re-checked."""
+    cond = status.condition(T.Failed)
+    return cond is not None and cond.reason not in (failures.INPUT_FAILED, failures.VALIDATION_FAILED)
+
+
+def _is_on(status: ResourceStatus, type_: T) -> bool:
+    cond = status.condition(type_)
+    return cond is not None and cond.status == "True"
+
+
+def _is_true(status: dict[str, Any], type_: str) -> bool:
+    return (condition_of(status, type_) or {}).get("status") == "True"
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']} ({err.error_count()} problem(s))"
