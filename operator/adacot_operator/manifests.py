@@ -1,0 +1,117 @@
+"""`build_children`: the Kubernetes objects one adacot resource runs as — pure, spec in, dicts out.
+
+Callers: the handlers (create-or-get each object by its deterministic name, compare the spec-hash
+annotation to decide whether a child is stale) and tests (which validate every object against the
+Kubernetes schemas). Per resource, in creation order:
+
+- ConfigMap `<name>-<short>`: `spec.yaml`, the resolved resource (adacot_operator.resolve), mounted
+  at /etc/adacot/spec.yaml;
+- PersistentVolumeClaim `<name>-<short>`: only with output.create (not with existingClaim); owned by
+  the resource only with retention Delete;
+- headless Service `<name>-<short>`: only for a multi-node SFTJob (torchrun rendezvous);
+- Job `<name>-<short>`: `adacot stage <kind> --spec /etc/adacot/spec.yaml <input flags>`.
+
+Every child carries the adacot.dev/{kind,name,stage} labels, app.kubernetes.io/managed-by, and
+`<prefix>/spec-hash`: the hash of the resolved document and the stage command, so it changes with
+anything the pod would do differently and not with server metadata, spec.suspend or settings.
+Limits: raises InputsError (resolve) when a producer's output is unknown, ValueError when the resource
+has no metadata.uid; creating, comparing and deleting objects is the handlers' job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from adacot.api import AnyResource
+from adacot.api.sft_job import SFTJob
+from adacot_operator.manifests_job import container_env, is_multi_node, job, pod_template
+from adacot_operator.manifests_volumes import output_claim, pod_mounts, pod_volumes
+from adacot_operator.names import (
+    child_metadata,
+    child_name,
+    selector,
+    spec_hash,
+    spec_hash_annotation,
+    stage_of,
+)
+from adacot_operator.resolve import (
+    SPEC_FILE,
+    SPEC_PATH,
+    ResolvedInputs,
+    input_flags,
+    input_mounts,
+    output_location,
+    output_mount,
+    resolved_document,
+    spec_claims,
+)
+from adacot_operator.settings import OperatorSettings
+
+__all__ = ["ResolvedInputs", "build_children", "stage_command"]
+
+
+def stage_command(resource: AnyResource, flags: list[str]) -> list[str]:
+    """The stage container's command."""
+    return ["adacot", "stage", stage_of(resource.kind), "--spec", SPEC_PATH, *flags]
+
+
+def build_children(
+    resource: AnyResource, inputs: ResolvedInputs, settings: OperatorSettings
+) -> list[dict[str, Any]]:
+    """ConfigMap, PVC (when created), headless Service (multi-node SFT) and Job of `resource`."""
+    root = settings.claim_mount_root
+    name = child_name(resource.kind, resource.metadata.name)
+    mounts = input_mounts(resource, inputs, root)
+    document = resolved_document(resource, inputs, root)
+    command = stage_command(resource, input_flags(resource, mounts))
+    annotations = {
+        spec_hash_annotation(settings.prefix): spec_hash({"document": document, "command": command})
+    }
+    claims = spec_claims(resource, inputs)
+    output_dir = f"{output_mount(root)}/{output_location(resource).path}"
+    template = pod_template(
+        resource,
+        settings,
+        command,
+        container_env(resource, settings, output_dir),
+        (pod_volumes(resource, name, claims, mounts), pod_mounts(resource, root, claims, mounts)),
+        annotations,
+    )
+    children = [config_map(resource, name, document, annotations)]
+    claim = output_claim(resource, settings, annotations)
+    children += [claim] if claim is not None else []
+    children += [headless_service(resource, name, annotations)] if is_multi_node(resource) else []
+    return [*children, job(resource, settings, template, annotations)]
+
+
+def config_map(
+    resource: AnyResource, name: str, document: dict[str, Any], annotations: dict[str, str]
+) -> dict[str, Any]:
+    """The ConfigMap holding the resolved resource as YAML (what `adacot stage` reads)."""
+    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": child_metadata(resource, name, annotations),
+        "data": {SPEC_FILE: text},
+    }
+
+
+def headless_service(resource: AnyResource, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+    """The Service giving an Indexed Job's pods stable DNS names (`<job>-<index>.<job>`) for torchrun's
+    rendezvous; published before the pods are ready, since rendezvous comes first."""
+    assert isinstance(resource, SFTJob)
+    port = resource.spec.master_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(resource, name, annotations),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(resource),
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }

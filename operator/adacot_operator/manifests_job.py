@@ -1,0 +1,205 @@
+"""The stage's batch/v1 Job: pod template (container, env, compute, placement) and Job policy.
+
+Callers: adacot_operator.manifests (build_children). Pure functions returning Kubernetes-shaped dicts.
+Settings are defaults *under* the spec: spec.image, spec.serviceAccountName, spec.queue win over the
+operator's; nodeSelector keys and tolerations/imagePullSecrets are unions (the spec wins a key clash);
+affinity, priorityClassName and runtimeClassName come from the spec when set.
+Secrets travel as `secretKeyRef` env vars named by `SecretRef.env_var` (what the stages read), so
+no secret value is ever in a manifest. Failure policy: exit code 2 (click's usage error: a spec or
+flag the stage rejects) fails the Job at once; a pod disrupted by the cluster (DisruptionTarget:
+preemption, eviction, node drain) does not count against backoffLimit. Exit code 1 is both an input
+error the stage reports and an unexpected crash, so it is retried up to backoffLimit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from adacot.api import AnyResource
+from adacot.api.common import EnvVar, Scheduling, SecretRef
+from adacot.api.sft_job import SFTJob
+from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels, status_path
+from adacot_operator.settings import OperatorSettings
+
+CONTAINER = "stage"
+INPUT_ERROR_EXIT_CODES = (2,)
+"""Exit codes meaning "the stage rejected its input": retrying cannot help, so the Job fails."""
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def secret_refs(model: BaseModel) -> Iterator[SecretRef]:
+    """Every SecretRef in a spec (model tokens, endpoint API keys), spec.env entries excepted."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, SecretRef):
+                yield child
+            elif isinstance(child, BaseModel) and not isinstance(child, EnvVar):
+                yield from secret_refs(child)
+
+
+def secret_env(ref: SecretRef, name: str | None = None) -> dict[str, Any]:
+    """An env var taking its value from a Secret key (default name: `ref.env_var`)."""
+    return {"name": name or ref.env_var, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _env_var(var: EnvVar) -> dict[str, Any]:
+    return (
+        secret_env(var.secret_key_ref, var.name)
+        if var.secret_key_ref
+        else {"name": var.name, "value": var.value}
+    )
+
+
+def container_env(resource: AnyResource, settings: OperatorSettings, output_dir: str) -> list[dict[str, Any]]:
+    """Env of the stage container. Precedence on a name clash: adacot's own variables, then the
+    spec's env, then the settings' extra env."""
+    env = [
+        {"name": "ADACOT_OUTPUT_DIR", "value": output_dir},
+        {"name": "ADACOT_STATUS_PATH", "value": status_path(resource)},
+        *(secret_env(ref) for ref in secret_refs(resource.spec)),
+        *_rendezvous_env(resource),
+        *(_env_var(v) for v in resource.spec.env),
+        *(_env_var(v) for v in settings.worker_extra_env),
+    ]
+    return list({e["name"]: e for e in reversed(env)}.values())[::-1]
+
+
+def _rendezvous_env(resource: AnyResource) -> list[dict[str, Any]]:
+    """torchrun's rendezvous for a multi-node SFTJob: node 0's stable DNS name through the headless
+    Service named like the Job (hostname <job>-0, subdomain <job>)."""
+    if not is_multi_node(resource):
+        return []
+    assert isinstance(resource, SFTJob)
+    job = _job_name(resource)
+    return [
+        {"name": "MASTER_ADDR", "value": f"{job}-0.{job}"},
+        {"name": "MASTER_PORT", "value": str(resource.spec.master_port)},
+        {"name": "NNODES", "value": str(resource.spec.nodes)},
+        {"name": "NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}},
+    ]
+
+
+def is_multi_node(resource: AnyResource) -> bool:
+    """A multi-node SFTJob: an Indexed Job of `nodes` pods plus a headless Service."""
+    return isinstance(resource, SFTJob) and resource.spec.nodes > 1
+
+
+def _job_name(resource: AnyResource) -> str:
+    return child_name(resource.kind, resource.metadata.name)
+
+
+def compute(resource: AnyResource) -> dict[str, Any]:
+    """Requests = limits: CPU, memory and accelerators per pod."""
+    res = resource.spec.resources
+    amounts: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
+    if res.gpus:
+        amounts[res.gpu_resource_name] = str(res.gpus)
+    amounts = {k: v for k, v in amounts.items() if v is not None}
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def merged_scheduling(spec: Scheduling, default: Scheduling) -> Scheduling:
+    """The spec's placement with the operator's defaults merged under it."""
+    tolerations = [*default.tolerations, *(t for t in spec.tolerations if t not in default.tolerations)]
+    return Scheduling(
+        node_selector={**default.node_selector, **spec.node_selector},
+        tolerations=tolerations,
+        affinity=spec.affinity if spec.affinity is not None else default.affinity,
+        priority_class_name=spec.priority_class_name or default.priority_class_name,
+        runtime_class_name=spec.runtime_class_name or default.runtime_class_name,
+    )
+
+
+def _placement(resource: AnyResource, settings: OperatorSettings) -> dict[str, Any]:
+    chosen = merged_scheduling(resource.spec.scheduling, settings.default_scheduling)
+    placement: dict[str, Any] = {
+        "nodeSelector": chosen.node_selector or None,
+        "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in chosen.tolerations] or None,
+        "affinity": chosen.affinity,
+        "priorityClassName": chosen.priority_class_name,
+        "runtimeClassName": chosen.runtime_class_name,
+    }
+    pulls = [*settings.image_pull_secrets, *(s.name for s in resource.spec.image_pull_secrets)]
+    placement["imagePullSecrets"] = [{"name": n} for n in dict.fromkeys(pulls)] or None
+    return {k: v for k, v in placement.items() if v is not None}
+
+
+def pod_template(
+    resource: AnyResource,
+    settings: OperatorSettings,
+    command: list[str],
+    env: list[dict[str, Any]],
+    volumes: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
+    """The Job's pod template; `volumes` is (pod volumes, container mounts)."""
+    container = {
+        "name": CONTAINER,
+        "image": resource.spec.image or settings.worker_image,
+        "command": command,
+        "env": env,
+        "resources": compute(resource),
+        "volumeMounts": volumes[1],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": resource.spec.service_account_name or settings.worker_service_account,
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": volumes[0],
+        **_placement(resource, settings),
+    }
+    if is_multi_node(resource):
+        spec["subdomain"] = _job_name(resource)
+    return {"metadata": {"labels": labels(resource), "annotations": dict(annotations)}, "spec": spec}
+
+
+def job(
+    resource: AnyResource,
+    settings: OperatorSettings,
+    template: dict[str, Any],
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
+    """The batch/v1 Job: Indexed with completions = parallelism = shards (or nodes) for sharded grading,
+    distillation and multi-node SFT; created suspended under a Kueue queue (Kueue admits it) or when
+    the resource is suspended."""
+    meta = child_metadata(resource, _job_name(resource), annotations)
+    queue = resource.spec.queue or settings.default_queue
+    if queue:
+        meta["labels"][QUEUE_LABEL] = queue
+    spec: dict[str, Any] = {
+        "backoffLimit": resource.spec.backoff_limit,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": list(INPUT_ERROR_EXIT_CODES),
+                    },
+                },
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            ]
+        },
+        "suspend": bool(queue) or resource.spec.suspend,
+        "template": template,
+    }
+    width = _indexed_width(resource)
+    if width is not None:
+        spec.update(completionMode="Indexed", completions=width, parallelism=width)
+    if resource.spec.active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = resource.spec.active_deadline_seconds
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
+
+
+def _indexed_width(resource: AnyResource) -> int | None:
+    """Shards (grading, distillation) or nodes (multi-node SFT); None for a single plain pod."""
+    if isinstance(resource, SFTJob):
+        return resource.spec.nodes if resource.spec.nodes > 1 else None
+    return getattr(resource.spec, "parallelism", None)
