@@ -1,0 +1,319 @@
+"""The Helm chart, rendered by the real helm 4.3: lint, several values sets, every object validated against
+the Kubernetes 1.37 schemas (kubernetes-validate, strict), the operator contract (command, env the
+operator's settings parse, RBAC rules), copies that must not drift (CRDs, dashboard), and bad values
+rejected with the field named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_tools
+import jsonschema
+import kubernetes_validate
+import pytest
+from adacot_operator.settings import OperatorSettings
+from helm_tools import CHART_DIR, render, run_helm
+
+# Fixtures: the real helm 4.3 binary, extracted from the kubectl layer package once per session.
+layer_tools = helm_tools.layer_tools
+helm_bin = helm_tools.helm_bin
+
+ROOT = CHART_DIR.parents[1]
+K8S_VERSION = "1.37.0"
+KINDS = ["gradingruns", "difficultybanks", "distillationjobs", "sftjobs"]
+STATUS = [f"{k}/status" for k in KINDS]
+CHILD_VERBS = ["create", "get", "list", "watch", "delete", "patch"]
+# The operator contract's RBAC, rule by rule.
+OPERATOR_RULES = [
+    {"apiGroups": ["adacot.dev"], "resources": KINDS, "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["adacot.dev"], "resources": STATUS, "verbs": ["get", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": CHILD_VERBS},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps", "persistentvolumeclaims", "services"],
+        "verbs": CHILD_VERBS,
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+# No schema for prometheus-operator's CRD ships with kubernetes-validate: check the fields it relies on.
+SERVICE_MONITOR_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "spec": {
+            "type": "object",
+            "required": ["selector", "endpoints"],
+            "properties": {
+                "selector": {"type": "object", "required": ["matchLabels"]},
+                "endpoints": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["port"],
+                        "properties": {"interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+FULL_VALUES: dict[str, Any] = {
+    "watch": {"allNamespaces": False, "namespaces": ["team-a", "team-b"]},
+    "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
+    "image": {"repository": "registry.internal/adacot/operator", "tag": "0.1.0-rc1"},
+    "worker": {"image": {"repository": "registry.internal/adacot/worker-cpu", "tag": "0.1.0-rc1"}},
+    "defaults": {
+        "scheduling": {
+            "nodeSelector": {"nvidia.com/gpu.product": "H100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "batch-low",
+        },
+        "queue": "team-queue",
+        "storage": {"className": "fast-rwx", "size": "200Gi"},
+    },
+    "extraEnv": [
+        {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+        {"name": "HF_TOKEN", "secretKeyRef": {"name": "hub", "key": "token"}},
+    ],
+    "operator": {"verbose": True, "tolerations": [{"key": "infra", "operator": "Exists"}]},
+    "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+    "dashboards": {"enabled": True},
+    "argocd": {"healthCheck": {"enabled": True}},
+}
+VALUES_SETS = {
+    "defaults": {},
+    "namespaced-everything": FULL_VALUES,
+    "minimal": {
+        "rbac": {"create": False},
+        "serviceAccount": {"create": False, "name": "platform-sa"},
+        "worker": {"serviceAccount": {"create": False}},
+        "metrics": {"enabled": False},
+    },
+}
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def one(objs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = by_kind(objs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return dict(containers[0])
+
+
+def operator_env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    """The Deployment's literal env, as the operator process would see it."""
+    return {e["name"]: e["value"] for e in container(objs)["env"] if "value" in e}
+
+
+@pytest.fixture(scope="module")
+def rendered(helm_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    home = tmp_path_factory.mktemp("helm")
+    return {
+        name: render(helm_bin, values, home / name, "--include-crds") for name, values in VALUES_SETS.items()
+    }
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    generated = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    copied = {p.name: p.read_bytes() for p in (CHART_DIR / "crds").glob("*.yaml")}
+    assert len(generated) == 4
+    assert copied == generated, "charts/adacot/crds drifted: cp crds/adacot.dev_*.yaml charts/adacot/crds/"
+
+
+def test_chart_dashboard_is_the_deployed_one() -> None:
+    source = ROOT / "deploy" / "grafana" / "adacot-dashboard.json"
+    copy = CHART_DIR / "files" / "adacot-dashboard.json"
+    assert copy.read_bytes() == source.read_bytes(), f"drift: cp {source} {copy}"
+
+
+@pytest.mark.parametrize("values", ["defaults", "namespaced-everything"])
+def test_helm_lint_strict(helm_bin: Path, tmp_path: Path, values: str) -> None:
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps(VALUES_SETS[values]))
+    proc = run_helm(helm_bin, "lint", "--strict", str(CHART_DIR), "-f", str(values_file), home=tmp_path)
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("values", list(VALUES_SETS))
+def test_every_rendered_object_is_valid(rendered: dict[str, list[dict[str, Any]]], values: str) -> None:
+    objs = rendered[values]
+    assert len(by_kind(objs, "CustomResourceDefinition")) == 4
+    for obj in objs:
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] == "ServiceMonitor":
+            jsonschema.validate(obj, SERVICE_MONITOR_SCHEMA)
+            continue
+        try:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{values}: {name}: {'.'.join(map(str, error.path))}: {error.message}")
+    names = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs]
+    assert len(names) == len(set(names)), "two rendered objects share kind/namespace/name"
+
+
+def test_defaults_watch_all_namespaces_with_cluster_rbac(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["defaults"]
+    main = container(objs)
+    assert main["command"] == [
+        "kopf", "run", "-m", "adacot_operator", "--standalone",
+        "--liveness=http://0.0.0.0:8080/healthz", "--all-namespaces",
+    ]  # fmt: skip
+    roles = {r["metadata"]["name"]: r for r in by_kind(objs, "ClusterRole")}
+    assert roles["adacot-operator"]["rules"] == OPERATOR_RULES
+    assert roles["adacot-crd-discovery"]["rules"] == [
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+         "verbs": ["list", "watch"]}
+    ]  # fmt: skip
+    bound = {b["roleRef"]["name"]: b["subjects"] for b in by_kind(objs, "ClusterRoleBinding")}
+    assert bound["adacot-operator"] == [
+        {"kind": "ServiceAccount", "name": "adacot", "namespace": "adacot-system"}
+    ]
+    assert not by_kind(objs, "RoleBinding") or all(
+        b["metadata"]["name"] == "adacot-worker" for b in by_kind(objs, "RoleBinding")
+    )
+    assert OperatorSettings.from_env(operator_env(objs)) == OperatorSettings(
+        worker_image="ghcr.io/adacot/worker:0.1.0"
+    )
+
+
+def test_operator_deployment_is_hardened(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    deploy = one(rendered["defaults"], "Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    main = pod["containers"][0]
+    assert main["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }  # fmt: skip
+    assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"healthz": 8080, "metrics": 9090}
+    assert main["resources"]["requests"] and main["resources"]["limits"]["memory"]
+
+
+def test_namespaced_watch_gets_roles_per_namespace(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["namespaced-everything"]
+    command = container(objs)["command"]
+    assert [a for a in command if a.startswith("--namespace")] == ["--namespace=team-a", "--namespace=team-b"]
+    assert "--all-namespaces" not in command and "--verbose" in command
+    cluster_rules = [rule for r in by_kind(objs, "ClusterRole") for rule in r["rules"]]
+    cluster_rules_on_children = [r for r in cluster_rules if {"jobs", "pods"} & set(r["resources"])]
+    assert cluster_rules_on_children == [], "namespaced mode must not grant cluster-wide access to children"
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in by_kind(objs, "Role")}
+    worker_rule = [{"apiGroups": ["adacot.dev"], "resources": STATUS, "verbs": ["patch"]}]
+    for ns in ("team-a", "team-b"):
+        assert roles[(ns, "adacot-operator")] == OPERATOR_RULES
+        assert roles[(ns, "adacot-worker")] == worker_rule
+    accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in by_kind(objs, "ServiceAccount")}
+    assert accounts == {("adacot-system", "adacot"), ("team-a", "adacot-worker"), ("team-b", "adacot-worker")}
+
+
+def test_operator_settings_parse_the_rendered_env(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["namespaced-everything"]
+    settings = OperatorSettings.from_env(operator_env(objs))
+    assert settings.worker_image == "registry.internal/adacot/worker-cpu:0.1.0-rc1"
+    assert settings.default_queue == "team-queue"
+    assert (settings.storage_class, settings.storage_size) == ("fast-rwx", "200Gi")
+    assert settings.image_pull_secrets == ["regcred", "mirror"]
+    assert settings.default_scheduling.node_selector == {"nvidia.com/gpu.product": "H100"}
+    assert settings.default_scheduling.priority_class_name == "batch-low"
+    assert settings.default_scheduling.tolerations[0].key == "nvidia.com/gpu"
+    assert [
+        (e.name, e.value, e.secret_key_ref and e.secret_key_ref.key) for e in settings.worker_extra_env
+    ] == [
+        ("HTTPS_PROXY", "http://proxy.internal:3128", None),
+        ("HF_TOKEN", None, "token"),
+    ]
+    env = container(objs)["env"]
+    # The proxy reaches the operator; the Secret-backed token only the stage pods.
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"} in env
+    assert all(e["name"] != "HF_TOKEN" for e in env)
+
+
+def test_minimal_values_render_no_rbac_and_no_metrics(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["minimal"]
+    kinds = {o["kind"] for o in objs}
+    assert kinds == {"CustomResourceDefinition", "Deployment"}
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "platform-sa"
+    assert OperatorSettings.from_env(operator_env(objs)).metrics_port == 0
+    assert [p["name"] for p in pod["containers"][0]["ports"]] == ["healthz"]
+
+
+def test_optional_objects_fit_together(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["namespaced-everything"]
+    monitor, service = one(objs, "ServiceMonitor"), one(objs, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    maps = {m["metadata"]["name"]: m for m in by_kind(objs, "ConfigMap")}
+    dashboard = maps["adacot-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((ROOT / "deploy" / "grafana" / "adacot-dashboard.json").read_text())
+    assert json.loads(dashboard["data"]["adacot-dashboard.json"]) == shipped
+    health = maps["adacot-argocd-health"]
+    assert health["metadata"]["namespace"] == "argocd"
+    lua = (ROOT / "deploy" / "argocd" / "health.lua").read_text()
+    assert sorted(health["data"]) == sorted(
+        f"resource.customizations.health.adacot.dev_{k}"
+        for k in ("GradingRun", "DifficultyBank", "DistillationJob", "SFTJob")
+    )
+    assert all(text == lua.rstrip("\n") for text in health["data"].values())
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"watch": {"allNamespaces": False}}, "namespaces"),
+        ({"watch": {"allNamespaces": False, "namespaces": ["Team_A"]}}, "namespaces"),
+        ({"defaults": {"storage": {"size": "ten gigs"}}}, "size"),
+        ({"metrics": {"servicemonitor": {"enabled": True}}}, "servicemonitor"),
+        ({"extraEnv": [{"name": "X"}]}, "extraEnv"),
+        ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "metrics.enabled"),
+    ],
+)
+def test_bad_values_fail_naming_the_field(
+    helm_bin: Path, tmp_path: Path, values: dict[str, Any], expected: str
+) -> None:
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps(values))
+    proc = run_helm(
+        helm_bin, "template", "adacot", str(CHART_DIR), "-f", str(values_file), home=tmp_path, check=False
+    )
+    assert proc.returncode != 0
+    assert expected in proc.stderr, proc.stderr
+
+
+def test_notes_tell_the_user_what_to_do_next(helm_bin: Path, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps(FULL_VALUES))
+    proc = run_helm(
+        helm_bin, "install", "adacot", str(CHART_DIR), "--namespace", "adacot-system",
+        "--dry-run=client", "-f", str(values_file), home=tmp_path,
+    )  # fmt: skip
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "kubectl -n adacot-system rollout status deployment/adacot" in notes
+    assert "team-a, team-b" in notes
+    assert "kubectl apply -n team-a -f crds/samples/distill.yaml" in notes
+    assert 'Kueue LocalQueue "team-queue"' in notes
+    assert "patch configmap argocd-cm" in notes
