@@ -1,0 +1,436 @@
+"""Local Job runner ("test kubelet"): the Job controller and a one-node kubelet for the API emulator.
+
+Watches batch/v1 Jobs through the API (optionally by label selector), creates their Pods the way the Job
+controller does (names `<job>-<index>-<random>`, job-name / controller-uid / completion-index labels,
+a controlling ownerReference), runs each Pod as a local process (tests/kube/kubelet_pods.py: env,
+volumes bind-mounted at their mountPaths, termination message) and writes Pod and Job status back
+through the API: active/ready/succeeded/failed, completedIndexes, startTime, completionTime, conditions
+Suspended, Complete, Failed (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and
+their process groups killed), parallelism, completions, Indexed completion mode, backoffLimit and
+activeDeadlineSeconds. A deleted Job's processes are killed.
+
+Used by the operator end-to-end tests and tests/kube/test_kubelet.py, against the emulator's kubeconfig.
+Limits: at most `max_running` pods run at once on this machine (others stay Pending, as on a full node);
+no retry back-off delay; pods deleted by someone else keep running until their Job goes; state lives in
+this process (a restarted kubelet does not adopt earlier pods).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client import ApiClient
+from kubernetes.config import new_client_from_config
+from kubernetes.watch.watch import iter_resp_lines
+
+from .kubelet_pods import VENV_BIN, PodConfigError, PodSandbox, Rest, prepare, spawn, termination
+
+log = logging.getLogger(__name__)
+JOBS = "/apis/batch/v1"
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+JobKey = tuple[str, str]
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds_since(stamp: str) -> float:
+    started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - started).total_seconds()
+
+
+@dataclass
+class PodRun:
+    """One pod this kubelet created, from Pending to a terminal phase (or deletion)."""
+
+    job: JobKey
+    job_uid: str
+    index: int | None
+    pod: dict[str, Any]
+    phase: str = "Pending"
+    sandbox: PodSandbox | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: str | None = None
+    deleted: bool = False
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    @property
+    def active(self) -> bool:
+        return not self.deleted and self.phase in ("Pending", "Running")
+
+
+class LocalKubelet:
+    """Context manager: `with LocalKubelet(kube_api.kubeconfig, tmp_path) as kubelet: ...`."""
+
+    def __init__(
+        self, kube: ApiClient | str | Path, volume_root: Path, *, max_running: int = 1,
+        namespace: str | None = None, label_selector: str | None = None,
+        extra_env: dict[str, str] | None = None, resync_s: float = 0.5, grace_s: float = 5.0,
+    ) -> None:  # fmt: skip
+        api = kube if isinstance(kube, ApiClient) else new_client_from_config(config_file=str(kube))  # type: ignore[no-untyped-call]
+        self.rest = Rest(api)
+        self.volume_root = Path(volume_root)
+        self.max_running, self.namespace, self.selector = max_running, namespace, label_selector
+        self.resync_s, self.grace_s = resync_s, grace_s
+        self.pods: dict[str, PodRun] = {}
+        self._events: queue.Queue[JobKey] = queue.Queue()
+        self._known: set[JobKey] = set()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._watch_response: Any = None
+        self.base_env = self._base_env(api, extra_env or {})
+
+    # ---------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> LocalKubelet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for target in (self._watch_jobs, self._control_loop):
+            thread = threading.Thread(target=target, name=f"kubelet-{target.__name__}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop watching and kill every process still running (their pods are left as they are)."""
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self._watch_response.close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for run in self.pods.values():
+            self._kill(run)
+
+    def pods_of(self, job: str) -> list[PodRun]:
+        return [run for run in self.pods.values() if run.job[1] == job]
+
+    def log_of(self, pod: str) -> str:
+        sandbox = self.pods[pod].sandbox
+        return sandbox.log.read_text(errors="replace") if sandbox and sandbox.log.exists() else ""
+
+    def _base_env(self, api: ApiClient, extra: dict[str, str]) -> dict[str, str]:
+        """What every container sees besides its own env: PATH (venv first), how to reach the API."""
+        token = str(api.configuration.api_key.get("authorization", "")).removeprefix("Bearer ").strip()
+        token_file = self.volume_root / "serviceaccount" / "token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token or "local-kubelet")
+        path = f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        return {"PATH": path, "LANG": "C.UTF-8", "ADACOT_API_SERVER": self.rest.url,
+                "ADACOT_TOKEN_FILE": str(token_file), **extra}  # fmt: skip
+
+    # ---------------------------------------------------------------------------------- loops
+
+    def _jobs_path(self) -> str:
+        return f"{JOBS}/namespaces/{self.namespace}/jobs" if self.namespace else f"{JOBS}/jobs"
+
+    def _watch_jobs(self) -> None:
+        """List then watch Jobs; every event queues its Job for a reconcile. Reconnects on any error."""
+        query = {"labelSelector": self.selector} if self.selector else {}
+        while not self._stop.is_set():
+            try:
+                listing = self.rest.call("GET", self._jobs_path(), query=query)
+                for job in listing.get("items") or []:
+                    self._events.put(_key(job))
+                version = (listing.get("metadata") or {}).get("resourceVersion")
+                self._watch_response = self.rest.watch_lines(
+                    self._jobs_path(), {**query, **({"resourceVersion": version} if version else {})}, 60
+                )
+                for line in iter_resp_lines(self._watch_response):  # type: ignore[no-untyped-call]
+                    event = json.loads(line) if line else {}
+                    if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                        self._events.put(_key(event["object"]))
+                    elif event.get("type") == "ERROR" or self._stop.is_set():
+                        break
+            except Exception as error:  # a dropped watch is normal: list again
+                if not self._stop.is_set():
+                    log.debug("job watch restarts: %s", error)
+                    self._stop.wait(0.5)
+
+    def _control_loop(self) -> None:
+        """Reconcile queued Jobs; every `resync_s` without events, all known ones (deadlines, free slots)."""
+        while not self._stop.is_set():
+            try:
+                keys = {self._events.get(timeout=self.resync_s)}
+            except queue.Empty:
+                keys = set(self._known)
+            while not self._events.empty():
+                keys.add(self._events.get_nowait())
+            for key in sorted(keys):
+                try:
+                    self._reconcile(key)
+                except Exception:
+                    log.exception("reconciling job %s/%s failed", *key)
+            self._schedule()
+
+    # ---------------------------------------------------------------------------------- Job controller
+
+    def _reconcile(self, key: JobKey) -> None:
+        job = self.rest.get(f"{JOBS}/namespaces/{key[0]}/jobs/{key[1]}")
+        uid = job["metadata"]["uid"] if job else None
+        for run in self.pods.values():
+            if run.job == key and run.job_uid != uid and run.active:
+                self._delete(run)  # the Job is gone (or replaced by a new one of the same name)
+        if job is None:
+            self._known.discard(key)
+            return
+        self._known.add(key)
+        runs = [r for r in self.pods.values() if r.job == key and r.job_uid == uid and not r.deleted]
+        for run in runs:
+            self._finish_if_exited(run)
+        old = job.get("status") or {}
+        status = self._job_status(job, runs, old)
+        if status != old:
+            patch = {k: status.get(k) for k in {*old, *status}}  # None removes a field (merge patch)
+            self.rest.merge_patch(f"{JOBS}/namespaces/{key[0]}/jobs/{key[1]}/status", {"status": patch})
+
+    def _job_status(self, job: dict[str, Any], runs: list[PodRun], old: dict[str, Any]) -> dict[str, Any]:
+        status = {k: v for k, v in old.items() if v is not None}
+        conditions = [dict(c) for c in old.get("conditions") or []]
+        if any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions):
+            for run in runs:
+                self._delete(run) if run.active else None
+            return status
+        spec = job["spec"]
+        if spec.get("suspend"):
+            for run in runs:
+                self._delete(run) if run.active else None
+            _set_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended")
+            status.pop("startTime", None)
+            return {**status, **_counts(job, runs), "conditions": conditions}
+        if any(c["type"] == "Suspended" for c in conditions):
+            _set_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed")
+        status.setdefault("startTime", now())
+        failure = self._failure(job, runs, status["startTime"])
+        if failure:
+            for run in runs:
+                self._delete(run) if run.active else None
+            _set_condition(conditions, "Failed", "True", *failure)
+        elif self._complete(job, runs):
+            _set_condition(
+                conditions,
+                "Complete",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            )
+            status["completionTime"] = now()
+        else:
+            self._create_pods(job, runs)
+            runs = [
+                r for r in self.pods.values() if r.job == _key(job) and r.job_uid == job["metadata"]["uid"]
+            ]
+        return {**status, **_counts(job, [r for r in runs if not r.deleted]), "conditions": conditions}
+
+    def _failure(self, job: dict[str, Any], runs: list[PodRun], start: str) -> tuple[str, str] | None:
+        spec = job["spec"]
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and _seconds_since(start) >= deadline:
+            return "DeadlineExceeded", "Job was active longer than specified deadline"
+        if sum(r.phase == "Failed" for r in runs) > spec.get("backoffLimit", 6):
+            return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        return None
+
+    def _complete(self, job: dict[str, Any], runs: list[PodRun]) -> bool:
+        succeeded = [r for r in runs if r.phase == "Succeeded"]
+        completions = job["spec"].get("completions") or 1
+        if _indexed(job):
+            return len({r.index for r in succeeded}) >= completions
+        return len(succeeded) >= completions
+
+    def _create_pods(self, job: dict[str, Any], runs: list[PodRun]) -> None:
+        spec = job["spec"]
+        completions, parallelism = spec.get("completions") or 1, spec.get("parallelism", 1)
+        active = [r for r in runs if r.active]
+        if _indexed(job):
+            busy = {r.index for r in active} | {r.index for r in runs if r.phase == "Succeeded"}
+            todo: list[int | None] = [i for i in range(completions) if i not in busy]
+        else:
+            todo = [None] * (completions - sum(r.phase == "Succeeded" for r in runs) - len(active))
+        for index in todo[: max(0, parallelism - len(active))]:
+            pod = self.rest.call("POST", f"/api/v1/namespaces/{_key(job)[0]}/pods", _pod_manifest(job, index))
+            run = PodRun(job=_key(job), job_uid=job["metadata"]["uid"], index=index, pod=pod)
+            self.pods[run.name] = run
+
+    # ---------------------------------------------------------------------------------- kubelet
+
+    def _schedule(self) -> None:
+        """Start Pending pods, oldest first, while fewer than `max_running` processes run."""
+        running = sum(r.process is not None and r.process.poll() is None for r in self.pods.values())
+        for run in list(self.pods.values()):
+            if running >= self.max_running:
+                return
+            if run.active and run.process is None and self._start(run):
+                running += 1
+
+    def _start(self, run: PodRun) -> bool:
+        try:
+            run.sandbox = prepare(self.rest, run.pod, self.volume_root, self.base_env)
+            run.process = spawn(run.sandbox)
+        except PodConfigError as error:
+            self._pod_status(run, _waiting_status(run, error))
+            return False
+        run.phase, run.started_at = "Running", now()
+        self._pod_status(run, _running_status(run))
+        process = run.process
+        threading.Thread(target=self._wait_exit, args=(process, run.job), daemon=True).start()
+        return True
+
+    def _wait_exit(self, process: subprocess.Popen[bytes], job: JobKey) -> None:
+        process.wait()
+        self._events.put(job)
+
+    def _finish_if_exited(self, run: PodRun) -> None:
+        if run.phase != "Running" or run.process is None or run.process.poll() is None:
+            return
+        code = run.process.returncode
+        code = (
+            128 - code if code < 0 else code
+        )  # killed by signal N -> 128 + N, as a container runtime reports
+        assert run.sandbox is not None
+        policy = run.pod["spec"]["containers"][0].get("terminationMessagePolicy", "File")
+        run.phase = "Succeeded" if code == 0 else "Failed"
+        self._pod_status(run, _terminated_status(run, code, termination(run.sandbox, code, policy)))
+
+    def _delete(self, run: PodRun) -> None:
+        """What deleting a pod does on a node: SIGTERM the process group, SIGKILL after the grace period."""
+        self._kill(run)
+        run.deleted = True
+        self.rest.delete(f"/api/v1/namespaces/{run.job[0]}/pods/{run.name}")
+
+    def _kill(self, run: PodRun) -> None:
+        if run.process is None or run.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.process.pid, signal.SIGTERM)
+        try:
+            run.process.wait(timeout=self.grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.process.pid, signal.SIGKILL)
+            run.process.wait()
+
+    def _pod_status(self, run: PodRun, status: dict[str, Any]) -> None:
+        if not run.deleted:
+            run.pod = self.rest.merge_patch(
+                f"/api/v1/namespaces/{run.job[0]}/pods/{run.name}/status", {"status": status}
+            )
+
+
+# -------------------------------------------------------------------------------------- pure helpers
+
+
+def _key(obj: dict[str, Any]) -> JobKey:
+    return obj["metadata"].get("namespace") or "default", obj["metadata"]["name"]
+
+
+def _indexed(job: dict[str, Any]) -> bool:
+    return bool(job["spec"].get("completionMode") == "Indexed")
+
+
+def _set_condition(
+    conditions: list[dict[str, Any]], kind: str, status: str, reason: str, message: str
+) -> None:
+    """Set one condition; lastTransitionTime changes only when its status flips."""
+    for condition in conditions:
+        if condition["type"] == kind:
+            if condition["status"] != status:
+                condition["lastTransitionTime"] = now()
+            condition.update(status=status, reason=reason, message=message, lastProbeTime=now())
+            return
+    conditions.append({"type": kind, "status": status, "reason": reason, "message": message,
+                       "lastProbeTime": now(), "lastTransitionTime": now()})  # fmt: skip
+
+
+def _counts(job: dict[str, Any], runs: list[PodRun]) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "active": sum(r.active for r in runs),
+        "ready": sum(r.phase == "Running" for r in runs),
+        "succeeded": sum(r.phase == "Succeeded" for r in runs),
+        "failed": sum(r.phase == "Failed" for r in runs),
+    }
+    if _indexed(job):
+        counts["completedIndexes"] = _ranges(sorted({r.index for r in runs if r.phase == "Succeeded"}))
+    return counts
+
+
+def _ranges(indexes: list[Any]) -> str:
+    """[0, 1, 2, 4] -> "0-2,4" (the Job API's completedIndexes format)."""
+    parts: list[list[int]] = []
+    for index in indexes:
+        if parts and index == parts[-1][1] + 1:
+            parts[-1][1] = index
+        else:
+            parts.append([index, index])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def _pod_manifest(job: dict[str, Any], index: int | None) -> dict[str, Any]:
+    """A Pod as the Job controller makes it from the Job's template."""
+    meta, template = job["metadata"], job["spec"]["template"]
+    name = meta["name"] + ("" if index is None else f"-{index}") + "-" + secrets.token_hex(3)[:5]
+    tags = {"batch.kubernetes.io/job-name": meta["name"], "job-name": meta["name"],
+            "controller-uid": meta["uid"], "batch.kubernetes.io/controller-uid": meta["uid"],
+            **({} if index is None else {INDEX_KEY: str(index)})}  # fmt: skip
+    labels = {**(template.get("metadata") or {}).get("labels", {}), **tags}
+    annotations = {**(template.get("metadata") or {}).get("annotations", {})}
+    spec = {**template["spec"], "nodeName": "local-kubelet"}
+    if index is not None:
+        annotations[INDEX_KEY] = str(index)
+        spec["hostname"] = f"{meta['name']}-{index}"
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
+             "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
+            "metadata": {"name": name, "namespace": _key(job)[0], "labels": labels,
+                         "annotations": annotations, "ownerReferences": [owner]}}  # fmt: skip
+
+
+def _container(run: PodRun, state: dict[str, Any], ready: bool = False) -> list[dict[str, Any]]:
+    container = run.pod["spec"]["containers"][0]
+    return [{"name": container["name"], "image": container.get("image", ""), "ready": ready,
+             "restartCount": 0, "started": "running" in state, "state": state}]  # fmt: skip
+
+
+def _waiting_status(run: PodRun, error: PodConfigError) -> dict[str, Any]:
+    if error.reason == "Unschedulable":
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                     "message": str(error), "lastTransitionTime": now()}  # fmt: skip
+        return {"phase": "Pending", "conditions": [condition]}
+    state = {"waiting": {"reason": error.reason, "message": str(error)}}
+    return {"phase": "Pending", "containerStatuses": _container(run, state)}
+
+
+def _running_status(run: PodRun) -> dict[str, Any]:
+    conditions = [{"type": t, "status": "True", "lastTransitionTime": now()}
+                  for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]  # fmt: skip
+    state = {"running": {"startedAt": run.started_at}}
+    return {"phase": "Running", "podIP": "127.0.0.1", "hostIP": "127.0.0.1", "startTime": run.started_at,
+            "conditions": conditions, "containerStatuses": _container(run, state, ready=True)}  # fmt: skip
+
+
+def _terminated_status(run: PodRun, code: int, message: str) -> dict[str, Any]:
+    terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
+                  "startedAt": run.started_at, "finishedAt": now()}  # fmt: skip
+    conditions = [{"type": t, "status": "False", "reason": "PodCompleted" if code == 0 else "PodFailed",
+                   "lastTransitionTime": now()} for t in ("Ready", "ContainersReady")]  # fmt: skip
+    return {"phase": run.phase, "conditions": conditions,
+            "containerStatuses": _container(run, {"terminated": terminated})}  # fmt: skip
