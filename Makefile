@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.adacot-setup-done
 
-.PHONY: setup test lint types unit crds verify bench demo clean
+.PHONY: setup test lint types unit crds docs verify bench demo clean
 
 setup: $(STAMP)
 
@@ -37,10 +37,14 @@ unit: setup
 
 test: setup lint types
 	$(BIN)/adacot crds --check
+	$(BIN)/adacot docs --check
 	$(BIN)/pytest -q
 
 crds: setup
 	$(BIN)/adacot crds
+
+docs: setup
+	$(BIN)/adacot docs
 
 # EvalPlus is a reference harness for the verifier benchmark only; its evaluator needs numpy and psutil,
 # not the generation stack its package metadata lists, hence --no-deps.

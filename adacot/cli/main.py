@@ -14,11 +14,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from adacot.cli import crds, demo, distill, grade, sft, verify
+    from adacot.cli import crds, demo, distill, docs, grade, sft, verify
     from adacot.cli import run as run_cli
 
     for command in (
         crds.crds,
+        docs.docs,
         verify.verify,
         grade.grade,
         grade.bank,
