@@ -20,15 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
-from adacot.api import RESOURCE_KINDS, Resource
-from adacot.api.status import Condition, ConditionType, Phase, Progress, ResourceStatus
+from adacot.api import RESOURCE_KINDS, AnyResource
+from adacot.api.status import Condition, ConditionType, OutputStatus, Phase, Progress, ResourceStatus
 from adacot_operator import failures
 from adacot_operator.failures import Failure, condition_of
-from adacot_operator.summary import STATUS_MODELS, output_location, summary_fields, termination_summary
+from adacot_operator.resolve import output_location
+from adacot_operator.summary import STATUS_MODELS, summary_fields, termination_summary
 
 T = ConditionType
 Key = tuple[str, str]
@@ -56,7 +57,7 @@ def compute_status(
     new = old.model_copy(deep=True)
     want = _defaults(kind)
     try:
-        model = RESOURCE_KINDS[kind].model_validate(resource)
+        model = cast(AnyResource, RESOURCE_KINDS[kind].model_validate(resource))
     except ValidationError as err:
         _fail(want, Failure(failures.VALIDATION_FAILED, _first_error(err)), inputs=True)
     else:
@@ -101,7 +102,7 @@ def inputs_state(producers: dict[Key, dict[str, Any] | None]) -> tuple[Failure |
 
 
 def _observe(
-    model: Resource[Any, Any],
+    model: AnyResource,
     old: ResourceStatus,
     new: ResourceStatus,
     want: dict[T, Want],
@@ -123,7 +124,7 @@ def _observe(
         if waiting:
             want[T.InputsReady] = ("False", "WaitingForInput", "; ".join(waiting))
             return
-    if getattr(model.spec, "suspend", False):
+    if getattr(model.spec, "suspend", False) and not _job_finished(job):
         want[T.Suspended] = (
             "True",
             "SuspendedBySpec",
@@ -132,6 +133,7 @@ def _observe(
         want[T.Running] = ("False", "Suspended", "")
         return
     if job is not None:
+        new.output = output_location(model).model_copy(update=_known(new.output))
         _observe_job(model.KIND, job, children.pods, new, want, now)
 
 
@@ -144,12 +146,11 @@ def _observe_job(
     now: datetime,
 ) -> None:
     status = job.get("status") or {}
-    new.output = output_location(job) or new.output
-    new.start_time = _time(status.get("startTime")) or new.start_time
+    new.start_time = parse_time(status.get("startTime")) or new.start_time
     failure = failures.job_failure(job, pods)
     if failure is not None:
         _fail(want, failure)
-        new.completion_time = _time(status.get("completionTime")) or new.completion_time or now
+        new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
     elif _is_true(status, "Complete"):
         _complete(kind, status, pods, new, want, now)
     elif job.get("spec", {}).get("suspend"):
@@ -172,11 +173,10 @@ def _complete(
     want[T.Complete] = ("True", "JobComplete", "the stage finished and wrote its artifact")
     if kind == "DifficultyBank":
         want[T.Ready] = ("True", "BankReady", "the bank can be sampled from")
-    new.completion_time = _time(status.get("completionTime")) or new.completion_time or now
+    new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
     fields = summary_fields(kind, termination_summary(pods))
-    location = new.output or fields.get("output")
-    if location is not None and "output" in fields:
-        fields["output"] = location.model_copy(update=fields["output"].model_dump(exclude_none=True))
+    if "output" in fields and new.output is not None:
+        fields["output"] = new.output.model_copy(update=_known(fields["output"]))
     for name, value in fields.items():
         setattr(new, name, value)
     progress = new.progress or Progress()
@@ -251,6 +251,17 @@ def _failed_by_job(status: ResourceStatus) -> bool:
     return cond is not None and cond.reason not in (failures.INPUT_FAILED, failures.VALIDATION_FAILED)
 
 
+def _job_finished(job: dict[str, Any] | None) -> bool:
+    """A Job that completed or failed: suspending its resource changes nothing any more."""
+    status = (job or {}).get("status") or {}
+    return _is_true(status, "Complete") or _is_true(status, "Failed")
+
+
+def _known(output: OutputStatus | None) -> dict[str, Any]:
+    """The fields of `output` that are set (to update another OutputStatus with)."""
+    return output.model_dump(exclude_none=True) if output is not None else {}
+
+
 def _is_on(status: ResourceStatus, type_: T) -> bool:
     cond = status.condition(type_)
     return cond is not None and cond.status == "True"
@@ -260,7 +271,8 @@ def _is_true(status: dict[str, Any], type_: str) -> bool:
     return (condition_of(status, type_) or {}).get("status") == "True"
 
 
-def _time(text: str | None) -> datetime | None:
+def parse_time(text: str | None) -> datetime | None:
+    """A Kubernetes RFC 3339 time (Z suffix) as an aware datetime; None for None or empty."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 

@@ -1,9 +1,8 @@
-"""What a finished stage tells the operator: its summary and where its artifact lies.
+"""What a finished stage tells the operator: its summary, as status fields.
 
 Called by `adacot_operator.status` (pure). The summary is the JSON object the stage writes to its
 termination message (`adacot.pipelines.write_termination_message`); the kubelet copies it into the
-pod's `state.terminated.message`. The artifact's place is read back from the Job the operator built:
-the env var ADACOT_OUTPUT_DIR and the claim volume mounted above it.
+pod's `state.terminated.message`.
 
 Limits: a sharded (Indexed) Job has one message per pod; the one that finished last (the shard that
 merged) is taken. The messages carry no manifest sha256 today, so `output.sha256` stays empty unless a
@@ -14,7 +13,6 @@ raised: a summary is informative and must never make status computation fail.
 from __future__ import annotations
 
 import json
-import posixpath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -70,27 +68,6 @@ def summary_fields(kind: str, summary: dict[str, Any]) -> dict[str, Any]:
     records = summary.get("records", summary.get(_RECORDS_KEY.get(kind, "")))
     fields["output"] = _valid(OutputStatus, {"records": records, "sha256": summary.get("sha256")})
     return fields
-
-
-def output_location(job: dict[str, Any]) -> OutputStatus | None:
-    """Claim and path (inside the claim) of the artifact, read from the Job's stage container."""
-    pod = job.get("spec", {}).get("template", {}).get("spec", {})
-    claims = {
-        v.get("name"): v["persistentVolumeClaim"].get("claimName")
-        for v in pod.get("volumes") or []
-        if v.get("persistentVolumeClaim")
-    }
-    for container in pod.get("containers") or []:
-        env = {e.get("name"): e.get("value") for e in container.get("env") or []}
-        out = env.get("ADACOT_OUTPUT_DIR")
-        if not out:
-            continue
-        for mount in container.get("volumeMounts") or []:
-            root = mount.get("mountPath", "").rstrip("/")
-            if mount.get("name") in claims and (out == root or out.startswith(root + "/")):
-                inside = posixpath.join(mount.get("subPath") or "", out[len(root) :].lstrip("/"))
-                return OutputStatus(claim=claims[mount["name"]], path=inside.strip("/") or ".")
-    return None
 
 
 def _valid(model: type[BaseModel], data: dict[str, Any]) -> Any:

@@ -120,7 +120,11 @@ def test_summary_output_and_times_from_a_complete_job() -> None:
     status = compute_status(POOL, COMPLETE, {}, NOW)
     assert status["metrics"] == {"records": 40, "accuracy": 0.25, "levelCounts": {"0": 10, "1": 30}}
     assert status["distribution"] == {"0": 0.25, "1": 0.75} and status["unverifiable"] == 2
-    assert status["output"] == {"claim": "pool-out", "path": "ml/GradingRun/pool", "records": 40}
+    assert status["output"] == {
+        "claim": "qwen7b-pool-grade",
+        "path": "ml/GradingRun/qwen7b-pool",
+        "records": 40,
+    }
     assert (
         status["startTime"] == "2026-01-01T10:00:00Z" and status["completionTime"] == "2026-01-01T10:05:00Z"
     )

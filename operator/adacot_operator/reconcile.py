@@ -1,0 +1,134 @@
+"""Reconcile decisions as data: given a resource, its observed children and its producers, what to do.
+
+Called by `adacot_operator.handlers`, which gathers the inputs through `adacot_operator.kube` and
+carries the `Plan` out; unit-tested without any API. The rules:
+
+- status comes from `compute_status`; only the top-level status fields that changed are patched (so an
+  unchanged world writes nothing, and the worker's `progress` is not overwritten with a stale copy);
+- children are built (by the caller's `build`, i.e. manifests.build_children) only when there is no Job,
+  the inputs are ready, the resource is neither suspended nor finished: creating is idempotent by name,
+  so a restarted operator that re-plans creates nothing twice;
+- `spec.suspend` deletes an unfinished Job (pods go with it) and keeps the ConfigMap and volumes; the
+  next plan after resuming creates the Job again and the stage resumes from its shards;
+- a Kueue-suspended Job is never touched (Kueue un-suspends it on admission);
+- every phase change, and every new reason a pod is stuck, becomes a Kubernetes Event.
+
+Limits: a build that fails because a producer's status.output is missing waits (InputsReady False)
+rather than failing: the producer writes its output in the same patch that marks it Complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from adacot_operator import failures
+from adacot_operator.failures import condition_of
+from adacot_operator.status import Children, Key, compute_status
+
+#: The condition that explains each phase (its reason and message go into the phase's Event).
+_PHASE_CONDITION = {
+    "Failed": "Failed",
+    "Succeeded": "Complete",
+    "Ready": "Complete",
+    "Suspended": "Suspended",
+    "WaitingForInputs": "InputsReady",
+    "Queued": "Admitted",
+    "Running": "Running",
+    "Pending": "Running",
+}
+_STALLS = frozenset({failures.IMAGE_PULL_ERROR, failures.CRASH_LOOP, failures.UNSCHEDULABLE})
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the resource."""
+
+    type: str
+    """Normal or Warning."""
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one reconcile does."""
+
+    status: dict[str, Any]
+    """The full new status (for metrics and logs)."""
+    patch: dict[str, Any]
+    """Top-level status fields that changed; {} writes nothing."""
+    create: list[dict[str, Any]] = field(default_factory=list)
+    """Children to create (each skipped when it already exists)."""
+    delete_job: bool = False
+    events: list[Event] = field(default_factory=list)
+
+
+Build = Callable[[], list[dict[str, Any]]]
+
+
+def plan(
+    resource: dict[str, Any],
+    children: Children,
+    producers: dict[Key, dict[str, Any] | None],
+    now: datetime,
+    build: Build,
+) -> Plan:
+    """Decide one reconcile (see the module docstring). `build` returns the children's manifests and
+    may raise ValueError (resolve.InputsError) when a producer's output is not known yet."""
+    old = resource.get("status") or {}
+    status = compute_status(resource, children, producers, now)
+    create: list[dict[str, Any]] = []
+    events: list[Event] = []
+    if _should_create(status, children):
+        try:
+            create = build()
+        except ValueError as err:
+            status = _waiting(status, str(err), now)
+        else:
+            kinds = ", ".join(f"{c.get('kind')} {c.get('metadata', {}).get('name')}" for c in create)
+            events.append(Event("Normal", "Created", f"created {kinds}"))
+    delete_job = _should_delete_job(resource, status, children)
+    if delete_job:
+        events.append(Event("Normal", "Suspended", "spec.suspend is true: deleted the Job, kept the volumes"))
+    events = transition_events(old, status) + events
+    patch = {k: v for k, v in status.items() if old.get(k) != v}
+    return Plan(status=status, patch=patch, create=create, delete_job=delete_job, events=events)
+
+
+def transition_events(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
+    """One Event per phase change (Warning for Failed) and per new reason a pod is stuck."""
+    events: list[Event] = []
+    if new.get("phase") != old.get("phase"):
+        cond = condition_of(new, _PHASE_CONDITION.get(new.get("phase", ""), "Running")) or {}
+        kind = "Warning" if new.get("phase") == "Failed" else "Normal"
+        text = f"{old.get('phase') or 'New'} -> {new.get('phase')}"
+        message = cond.get("message")
+        events.append(
+            Event(kind, cond.get("reason", "PhaseChanged"), f"{text}: {message}" if message else text)
+        )
+    was, now = condition_of(old, "Running") or {}, condition_of(new, "Running") or {}
+    if now.get("reason") in _STALLS and now.get("reason") != was.get("reason"):
+        events.append(Event("Warning", now["reason"], now.get("message", "")))
+    return events
+
+
+def _should_create(status: dict[str, Any], children: Children) -> bool:
+    on = {c["type"] for c in status.get("conditions", []) if c["status"] == "True"}
+    return children.job is None and status.get("phase") == "Pending" and "InputsReady" in on
+
+
+def _should_delete_job(resource: dict[str, Any], status: dict[str, Any], children: Children) -> bool:
+    suspended = bool((resource.get("spec") or {}).get("suspend"))
+    finished = status.get("phase") in ("Succeeded", "Ready", "Failed")
+    return suspended and children.job is not None and not finished
+
+
+def _waiting(status: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:
+    """`status` with InputsReady False (the producer's output is not known yet) and the phase to match."""
+    flipped = {"status": "False", "reason": "WaitingForInput", "message": message}
+    flipped["lastTransitionTime"] = now.isoformat().replace("+00:00", "Z")
+    conditions = [{**c, **flipped} if c["type"] == "InputsReady" else c for c in status["conditions"]]
+    return {**status, "conditions": conditions, "phase": "WaitingForInputs"}

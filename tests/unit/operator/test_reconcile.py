@@ -1,0 +1,131 @@
+"""Reconcile decisions as data: (resource, children, producers) -> patch, children to create, deletes,
+events. No API: the plan is what the handlers carry out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adacot_operator.reconcile import Plan, plan
+from adacot_operator.status import Children
+from k8s_objects import job, pod, sample, with_conditions
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POOL = sample("GradingRun", "qwen7b-pool")
+CHILDREN = [{"kind": "ConfigMap", "metadata": {"name": "qwen7b-pool-grade"}},
+            {"kind": "Job", "metadata": {"name": "qwen7b-pool-grade"}}]  # fmt: skip
+RUNNING = Children(job=job(active=1), pods=[pod()])
+
+
+def build() -> list[dict[str, Any]]:
+    return CHILDREN
+
+
+def never() -> list[dict[str, Any]]:
+    raise AssertionError("children must not be built here")
+
+
+def missing_output() -> list[dict[str, Any]]:
+    raise ValueError("DistillationJob/qwen7b-distil: input DifficultyBank/qwen7b-bank has no status.output")
+
+
+def applied(resource: dict[str, Any], p: Plan) -> dict[str, Any]:
+    """`resource` after the plan's status patch (a merge patch of top-level status fields)."""
+    return {**resource, "status": {**(resource.get("status") or {}), **p.patch}}
+
+
+def reasons(p: Plan) -> list[tuple[str, str]]:
+    return [(e.type, e.reason) for e in p.events]
+
+
+def test_first_sight_creates_the_children_and_says_so() -> None:
+    p = plan(POOL, Children(), {}, NOW, build)
+    assert p.create == CHILDREN and not p.delete_job
+    assert p.patch["phase"] == "Pending" and "conditions" in p.patch
+    assert reasons(p) == [("Normal", "NotStarted"), ("Normal", "Created")]
+    assert "ConfigMap qwen7b-pool-grade" in p.events[-1].message
+
+
+def test_replanning_an_unchanged_world_writes_and_creates_nothing() -> None:
+    """What an operator restart does: the same children and status give an empty plan."""
+    first = plan(POOL, RUNNING, {}, NOW, never)
+    again = plan(applied(POOL, first), RUNNING, {}, NOW, never)
+    assert again.patch == {} and again.create == [] and again.events == [] and not again.delete_job
+
+
+def test_job_starting_running_then_complete_patches_only_what_changed() -> None:
+    pending = applied(POOL, plan(POOL, Children(), {}, NOW, build))
+    running = plan(pending, RUNNING, {}, NOW, never)
+    assert running.status["phase"] == "Running" and reasons(running) == [("Normal", "PodsRunning")]
+    assert set(running.patch) <= {"phase", "conditions", "output", "startTime"}
+    done = plan(applied(pending, running), Children(job=job(conditions={"Complete": "True"})), {}, NOW, never)
+    assert done.status["phase"] == "Succeeded" and reasons(done) == [("Normal", "JobComplete")]
+    assert done.patch["completionTime"] == "2026-01-01T10:05:00Z"
+
+
+def test_worker_progress_is_never_in_the_operators_patch_while_running() -> None:
+    resource = applied(POOL, plan(POOL, RUNNING, {}, NOW, never))
+    resource["status"]["progress"] = {"done": 5, "total": 40, "percent": 12.5}
+    p = plan(resource, RUNNING, {}, NOW, never)
+    assert "progress" not in p.patch and p.status["progress"]["done"] == 5
+
+
+def test_consumer_waits_without_building() -> None:
+    distil = sample("DistillationJob")
+    nothing = {("DifficultyBank", "qwen7b-bank"): None, ("GradingRun", "qwen7b-eval"): None}
+    p = plan(distil, Children(), nothing, NOW, never)
+    assert p.status["phase"] == "WaitingForInputs" and p.create == []
+    assert p.events[0].reason == "WaitingForInput" and "qwen7b-bank does not exist yet" in p.events[0].message
+
+
+def test_producer_without_output_yet_keeps_the_consumer_waiting() -> None:
+    bank = with_conditions(sample("DifficultyBank"), Complete="True", Ready="True")
+    producers = {("DifficultyBank", "qwen7b-bank"): bank, ("GradingRun", "qwen7b-eval"): bank}
+    p = plan(sample("DistillationJob"), Children(), producers, NOW, missing_output)
+    assert p.create == [] and p.status["phase"] == "WaitingForInputs"
+    ready = next(c for c in p.status["conditions"] if c["type"] == "InputsReady")
+    assert ready["status"] == "False" and "no status.output" in ready["message"]
+
+
+def test_failed_producer_fails_the_consumer_with_a_warning() -> None:
+    failed = with_conditions(sample("GradingRun", "qwen7b-eval"), Failed="True")
+    bank = with_conditions(sample("DifficultyBank"), Complete="True")
+    producers = {("DifficultyBank", "qwen7b-bank"): bank, ("GradingRun", "qwen7b-eval"): failed}
+    p = plan(sample("DistillationJob"), Children(), producers, NOW, never)
+    assert p.status["phase"] == "Failed" and reasons(p) == [("Warning", "InputFailed")]
+    assert "GradingRun qwen7b-eval failed" in p.events[0].message
+
+
+def test_suspend_deletes_an_unfinished_job_and_resume_recreates_it() -> None:
+    running = applied(POOL, plan(POOL, RUNNING, {}, NOW, never))
+    suspended = {**running, "spec": {**running["spec"], "suspend": True}}
+    p = plan(suspended, RUNNING, {}, NOW, never)
+    assert p.delete_job and p.create == [] and p.status["phase"] == "Suspended"
+    assert ("Normal", "Suspended") in reasons(p)
+    gone = plan(applied(suspended, p), Children(), {}, NOW, never)
+    assert not gone.delete_job and gone.create == []
+    resumed = {**applied(suspended, p), "spec": {**running["spec"], "suspend": False}}
+    back = plan(resumed, Children(), {}, NOW, build)
+    assert back.create == CHILDREN and back.status["phase"] == "Pending"
+
+
+def test_suspending_a_finished_resource_keeps_its_job() -> None:
+    done = Children(job=job(conditions={"Complete": "True"}))
+    p = plan(sample("GradingRun", "qwen7b-pool", suspend=True), done, {}, NOW, never)
+    assert not p.delete_job and p.status["phase"] == "Succeeded"
+
+
+def test_queued_job_is_left_to_kueue() -> None:
+    p = plan(POOL, Children(job=job(suspend=True)), {}, NOW, never)
+    assert p.status["phase"] == "Queued" and not p.delete_job and p.create == []
+
+
+def test_failed_job_and_stuck_pod_warn_once() -> None:
+    oom = pod(phase="Failed", terminated={"exitCode": 137, "reason": "OOMKilled"})
+    failed_job = job(conditions={"Failed": "True"}, reason="BackoffLimitExceeded")
+    failed = plan(POOL, Children(job=failed_job, pods=[oom]), {}, NOW, never)
+    assert reasons(failed) == [("Warning", "OOMKilled")]
+    stuck = Children(job=job(active=1), pods=[pod(phase="Pending", waiting="ImagePullBackOff")])
+    first = plan(POOL, stuck, {}, NOW, never)
+    assert ("Warning", "ImagePullError") in reasons(first)
+    assert plan(applied(POOL, first), stuck, {}, NOW, never).events == []
