@@ -12,8 +12,9 @@ Kubernetes schemas). Per resource, in creation order:
 - Job `<name>-<short>`: `adacot stage <kind> --spec /etc/adacot/spec.yaml <input flags>`.
 
 Every child carries the adacot.dev/{kind,name,stage} labels, app.kubernetes.io/managed-by, and
-`<prefix>/spec-hash`: the hash of the resolved document and the stage command, so it changes with
-anything the pod would do differently and not with server metadata, spec.suspend or settings.
+`<prefix>/spec-hash`: the hash of the resolved document, the stage command and where each input is
+read from (claim, sub-path), so it changes with anything the pod would do differently and not with
+server metadata, spec.suspend or the operator's settings.
 Limits: raises InputsError (resolve) when a producer's output is unknown, ValueError when the resource
 has no metadata.uid; creating, comparing and deleting objects is the handlers' job.
 """
@@ -66,9 +67,9 @@ def build_children(
     mounts = input_mounts(resource, inputs, root)
     document = resolved_document(resource, inputs, root)
     command = stage_command(resource, input_flags(resource, mounts))
-    annotations = {
-        spec_hash_annotation(settings.prefix): spec_hash({"document": document, "command": command})
-    }
+    sources = [[m.kind, m.name, m.claim, m.sub_path] for m in mounts]
+    digest = spec_hash({"document": document, "command": command, "inputs": sources})
+    annotations = {spec_hash_annotation(settings.prefix): digest}
     claims = spec_claims(resource, inputs)
     output_dir = f"{output_mount(root)}/{output_location(resource).path}"
     template = pod_template(
