@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.adacot-setup-done
 
-.PHONY: setup test lint types unit crds docs verify bench demo clean
+.PHONY: setup test lint types unit crds docs verify bench demo clean images
 
 setup: $(STAMP)
 
@@ -28,6 +28,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/hadolint --config images/.hadolint.yaml images/*/Dockerfile
 
 types: setup
 	$(BIN)/mypy adacot operator/adacot_operator benchmarks
@@ -58,3 +59,14 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Container images (images/*/Dockerfile, context = the repository root). No Docker engine runs on the
+# development machines, so by default this only prints the build commands; `make images BUILD=` runs them.
+REGISTRY ?= ghcr.io/adacot
+IMAGE_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' adacot/__init__.py)
+BUILD ?= echo
+images:
+	@for img in operator worker worker-cpu; do \
+	  $(BUILD) docker build -f images/$$img/Dockerfile -t $(REGISTRY)/$$img:$(IMAGE_VERSION) \
+	    --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$$(git rev-parse --short HEAD) . ; \
+	done
