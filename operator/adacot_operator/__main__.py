@@ -1,0 +1,13 @@
+"""`python -m adacot_operator [kopf run options]`: `kopf run -m adacot_operator --standalone` plus the
+given options (e.g. `--all-namespaces --liveness=http://0.0.0.0:8080/healthz`), for images and local
+use without remembering kopf's flags."""
+
+from __future__ import annotations
+
+import sys
+
+from kopf.cli import main
+
+if __name__ == "__main__":
+    sys.argv = ["kopf", "run", "-m", "adacot_operator", "--standalone", *sys.argv[1:]]
+    main()

@@ -1,0 +1,221 @@
+"""kopf handlers: when to reconcile, and carrying a reconcile `Plan` out through `Kube`.
+
+Imported by `adacot_operator/__init__.py`, so `kopf run -m adacot_operator` registers everything here.
+The operator is level-triggered: every cause leads to the same `reconcile(kind, namespace, name)`,
+which re-reads the world (the resource, its Job and pods, the namespace's other adacot resources) and
+applies `reconcile.plan`. Causes, per kind (handler ids `<kind>_<cause>`):
+
+- `<kind>_event`: any change of the resource (kopf's watch; also the initial listing, so a restarted
+  operator re-derives everything from the cluster — children are found by name, never duplicated);
+- `jobs_event` / `pods_event`: a change of a child Job or pod labelled `app.kubernetes.io/managed-by:
+  adacot` reconciles its owner (found from the `adacot.dev/kind` and `adacot.dev/name` labels);
+- when a resource's phase changes, the resources that consume it are reconciled (chaining);
+- `<kind>_timer`: every `TIMER_INTERVAL_S`, a safety net for a missed event or a failed API call;
+- `<kind>_delete` (kopf adds a finalizer `<ADACOT_PREFIX>/finalizer`): output retention — a created
+  volume is deleted (Delete) or released from its owner reference so garbage collection keeps it
+  (Retain); the Job, ConfigMap and Service are deleted.
+
+kopf's own state goes into annotations under ADACOT_PREFIX; peering is off (`--standalone`, and set
+here): the chart runs one replica with the Recreate strategy, so no two operators overlap.
+Limits: reconciles of one resource are serialised within this process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+import kopf
+from pydantic import ValidationError
+
+from adacot.api import GROUP, RESOURCE_KINDS, VERSION, AnyResource, dependency_graph
+from adacot_operator.kube import Kube
+from adacot_operator.manifests import build_children
+from adacot_operator.metrics import Metrics, serve
+from adacot_operator.names import KIND_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, child_name
+from adacot_operator.reconcile import Plan, plan
+from adacot_operator.resolve import ResolvedInputs
+from adacot_operator.settings import OperatorSettings
+from adacot_operator.status import Children, Key
+
+log = logging.getLogger(__name__)
+
+TIMER_INTERVAL_S = 30.0
+#: Lower-cased kind (the value of the adacot.dev/kind label) -> kind.
+KIND_OF_LABEL = {kind.lower(): kind for kind in RESOURCE_KINDS}
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
+METRICS = Metrics()
+
+
+class _State:
+    """What `configure` sets up once: the API access and the settings."""
+
+    kube: Kube | None = None
+    settings: OperatorSettings = OperatorSettings()
+    locks: ClassVar[dict[tuple[str, str, str], threading.Lock]] = {}
+    guard: ClassVar[threading.Lock] = threading.Lock()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Read ADACOT_* settings (a bad value stops the operator here, naming the variable), set kopf's
+    persistence prefix and watch timeouts, connect, start the metrics endpoint."""
+    ours = OperatorSettings.from_env()
+    settings.persistence.finalizer = f"{ours.prefix}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ours.prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ours.prefix)
+    settings.watching.server_timeout = ours.watch_timeout_s
+    settings.watching.client_timeout = ours.watch_timeout_s + 30
+    settings.peering.standalone = True
+    settings.posting.level = logging.WARNING
+    _State.settings, _State.kube = ours, Kube.connect()
+    serve(METRICS, ours.metrics_port)
+
+
+def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
+    """Re-read the world and carry out one plan; None when the resource is gone or being deleted."""
+    with _lock(kind, namespace, name), METRICS.reconciling(kind):
+        kube = _kube()
+        body = kube.get(kind, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        bodies = _namespace(kube, namespace)
+        models = _parse_all(bodies)
+        model = models.get((kind, name))
+        inputs = dependency_graph(models.values()).get((kind, name), []) if model else []
+        producers = {key: bodies.get(key) for key in inputs}
+        children = kube.children(model) if model is not None else Children()
+        result = plan(body, children, producers, datetime.now(UTC), lambda: _build(model, producers, models))
+        _carry_out(kube, body, result)
+    old = body.get("status") or {}
+    METRICS.observe_transition(kind, old, result.status)
+    METRICS.track_phase(kind, namespace, name, result.status.get("phase"))
+    if result.status.get("phase") != old.get("phase"):
+        _reconcile_consumers((kind, name), namespace, models)
+    return result
+
+
+def _carry_out(kube: Kube, body: dict[str, Any], result: Plan) -> None:
+    """Create, delete, patch status, then post events (status last but one: a failed create leaves the
+    status as it was, and the next reconcile tries again)."""
+    meta, kind = body["metadata"], body["kind"]
+    for manifest in result.create:
+        kube.create(manifest)
+    if result.delete_job:
+        kube.delete("Job", meta["namespace"], child_name(kind, meta["name"]))
+    if result.patch:
+        kube.patch_status(kind, meta["namespace"], meta["name"], result.patch)
+    for event in result.events:
+        kube.post_event(body, event)
+
+
+def _build(
+    model: AnyResource | None, producers: dict[Key, dict[str, Any] | None], models: dict[Key, AnyResource]
+) -> list[dict[str, Any]]:
+    """The children's manifests; an SFTJob without a model trains the model of its bank (as `adacot
+    run` does, through the runner's own rule)."""
+    from adacot.runner import _with_default_model  # the one definition of the SFT base-model default
+
+    assert model is not None  # plan builds only when the resource validated
+    filled = _with_default_model(model, models)
+    base = getattr(filled.spec, "model", None) if filled.kind == "SFTJob" else None
+    done = {k: v for k, v in producers.items() if v is not None}
+    return build_children(model, ResolvedInputs.from_producers(done, model=base), _State.settings)
+
+
+def _reconcile_consumers(producer: Key, namespace: str, models: dict[Key, AnyResource]) -> None:
+    """Chaining: the resources that read `producer` learn at once that it finished (or failed)."""
+    for key, inputs in dependency_graph(models.values()).items():
+        if producer in inputs:
+            _safely(reconcile, key[0], namespace, key[1])
+
+
+def _namespace(kube: Kube, namespace: str) -> dict[Key, dict[str, Any]]:
+    """Every adacot resource of the namespace, by (kind, name)."""
+    return {
+        (kind, item["metadata"]["name"]): {**item, "kind": kind}
+        for kind in RESOURCE_KINDS
+        for item in kube.list(kind, namespace)
+    }
+
+
+def _parse_all(bodies: dict[Key, dict[str, Any]]) -> dict[Key, AnyResource]:
+    """The bodies that validate (an invalid one gets ValidationFailed from its own reconcile)."""
+    models: dict[Key, AnyResource] = {}
+    for (kind, name), body in bodies.items():
+        try:
+            models[(kind, name)] = cast(AnyResource, RESOURCE_KINDS[kind].model_validate(body))
+        except ValidationError:
+            continue
+    return models
+
+
+def _on_resource_event(*, type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    kind, ns = str(body.get("kind")), namespace or "default"
+    if type == "DELETED":
+        METRICS.forget(kind, ns, name)
+        return
+    _safely(reconcile, kind, ns, name)
+
+
+def _on_timer(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    _safely(reconcile, str(body.get("kind")), namespace or "default", name)
+
+
+def _on_child_event(*, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
+    kind = KIND_OF_LABEL.get(labels.get(KIND_LABEL, ""))
+    owner = labels.get(NAME_LABEL)
+    if kind and owner:
+        _safely(reconcile, kind, namespace or "default", owner)
+
+
+def _on_delete(*, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any) -> None:
+    """Retention of the created output volume, then the other children (see the module docstring)."""
+    kind, kube, namespace = str(body.get("kind")), _kube(), namespace or "default"
+    child = child_name(kind, name)
+    output = (body.get("spec") or {}).get("output") or {"create": {}}
+    if "create" in output and not output.get("existingClaim"):
+        if output.get("retention", "Retain") == "Delete":
+            kube.delete("PersistentVolumeClaim", namespace, child)
+        else:
+            kube.release("PersistentVolumeClaim", namespace, child, uid)
+    for child_kind in ("Job", "Service", "ConfigMap"):
+        kube.delete(child_kind, namespace, child)
+    METRICS.forget(kind, namespace, name)
+
+
+def _safely(func: Any, kind: str, namespace: str, name: str) -> None:
+    """Event and timer handlers never raise into kopf (it would only log): the error is counted by
+    `reconciling` and logged here once; the next event or timer tick retries."""
+    try:
+        func(kind, namespace, name)
+    except Exception:
+        log.exception("reconcile of %s %s/%s failed", kind, namespace, name)
+
+
+def _lock(kind: str, namespace: str, name: str) -> threading.Lock:
+    with _State.guard:
+        return _State.locks.setdefault((kind, namespace, name), threading.Lock())
+
+
+def _kube() -> Kube:
+    if _State.kube is None:  # handlers called before startup (tests driving them directly)
+        _State.kube = Kube.connect()
+    return _State.kube
+
+
+def _register() -> None:
+    """One handler per (kind, cause), ids `<kind>_<cause>`, plus the child watches."""
+    for kind, cls in RESOURCE_KINDS.items():
+        short = kind.lower()
+        kopf.on.event(GROUP, VERSION, cls.PLURAL, id=f"{short}_event")(_on_resource_event)
+        kopf.timer(GROUP, VERSION, cls.PLURAL, id=f"{short}_timer", interval=TIMER_INTERVAL_S)(_on_timer)
+        kopf.on.delete(GROUP, VERSION, cls.PLURAL, id=f"{short}_delete")(_on_delete)
+    kopf.on.event("batch", "v1", "jobs", id="jobs_event", labels=MANAGED)(_on_child_event)
+    kopf.on.event("v1", "pods", id="pods_event", labels=MANAGED)(_on_child_event)
+
+
+_register()

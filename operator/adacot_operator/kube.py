@@ -1,0 +1,192 @@
+"""The one module of the operator that talks to the Kubernetes API.
+
+Callers: `adacot_operator.handlers` (sync handlers, run by kopf in its thread pool). kopf itself only
+watches and delivers events; every read and write the operator makes goes through `Kube`.
+
+Choice: the official `kubernetes` client's ApiClient for connection, TLS and credentials (in-cluster
+service account, else $KUBECONFIG / ~/.kube/config), but raw JSON in and out through one `_call`: the
+generated typed models would turn the manifests (plain dicts from manifests.build_children) into
+snake_case objects and back, for nothing. Status writes are JSON merge patches on the `status`
+subresource, so they touch only the fields named (the worker's `progress` stays the worker's).
+
+Limits: no retries here (a failed call raises `KubeError`; the handler's reconcile fails, is counted,
+and the next event or timer tick reconciles again); list calls read one page (no `continue`), enough
+for the few resources and pods one namespace holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from adacot.api import GROUP, RESOURCE_KINDS, VERSION, AnyResource
+from adacot_operator.names import child_name, label_selector
+from adacot_operator.reconcile import Event
+from adacot_operator.status import Children
+
+#: API path prefix and plural of the built-in kinds the operator creates or reads.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
+    "Service": ("/api/v1", "services"),
+    "Pod": ("/api/v1", "pods"),
+    "Event": ("/api/v1", "events"),
+    "Job": ("/apis/batch/v1", "jobs"),
+}
+MERGE_PATCH = "application/merge-patch+json"
+COMPONENT = "adacot-operator"
+
+
+class KubeError(RuntimeError):
+    """An API call failed; the message names the method, path and the server's status and reason."""
+
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        self.status = status
+        super().__init__(f"{method} {path}: HTTP {status}: {_reason(text)}")
+
+
+class Kube:
+    """Reads and writes of the operator, as JSON dicts (see the module docstring)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    @classmethod
+    def connect(cls) -> Kube:
+        """In-cluster credentials when running in a pod, else the kubeconfig ($KUBECONFIG)."""
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except ConfigException:
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient())
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        return self._call("GET", f"{_collection(kind, namespace)}/{name}", missing_ok=True)
+
+    def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        """Objects of `kind` in `namespace` (filtered by a label selector)."""
+        query = {"labelSelector": selector} if selector else None
+        found = self._call("GET", _collection(kind, namespace), query=query) or {}
+        return list(found.get("items") or [])
+
+    def children(self, resource: AnyResource) -> Children:
+        """The resource's Job (by its deterministic name) and that Job's pods (by label)."""
+        ns = resource.metadata.namespace
+        job = self.get("Job", ns, child_name(resource.kind, resource.metadata.name))
+        pods = self.list("Pod", ns, label_selector(resource)) if job is not None else []
+        return Children(job=job, pods=pods)
+
+    def create(self, manifest: dict[str, Any]) -> bool:
+        """Create the object; False when one of that name exists already (creating is idempotent)."""
+        ns = manifest["metadata"].get("namespace", "default")
+        try:
+            self._call("POST", _collection(manifest["kind"], ns), body=manifest)
+        except KubeError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete the object (dependents in the background); a missing one is not an error."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        self._call("DELETE", f"{_collection(kind, namespace)}/{name}", body=body, missing_ok=True)
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch these top-level status fields on the status subresource."""
+        path = f"{_collection(kind, namespace)}/{name}/status"
+        self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
+
+    def release(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
+        """Drop the owner reference to `owner_uid`, so garbage collection keeps the object (Retain)."""
+        current = self.get(kind, namespace, name)
+        if current is None:
+            return
+        owners = current["metadata"].get("ownerReferences") or []
+        kept = [o for o in owners if o.get("uid") != owner_uid]
+        if kept != owners:
+            patch = {"metadata": {"ownerReferences": kept or None}}
+            self._call(
+                "PATCH", f"{_collection(kind, namespace)}/{name}", body=patch, content_type=MERGE_PATCH
+            )
+
+    def post_event(self, resource: dict[str, Any], event: Event) -> None:
+        """A core/v1 Event on the resource (what `kubectl describe` shows)."""
+        meta = resource["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": resource["apiVersion"],
+                "kind": resource["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": COMPONENT},
+            "reportingComponent": f"{GROUP}/operator",
+            "reportingInstance": socket.gethostname(),
+        }
+        self._call("POST", _collection("Event", meta["namespace"]), body=body)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> dict[str, Any] | None:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = list(query.items()) if query else None
+        _, url, headers, body, _ = self.api.param_serialize(
+            method, path, query_params=params, header_params=headers, body=body, auth_settings=["BearerToken"]
+        )
+        try:
+            response = self.api.call_api(method, url, header_params=headers, body=body)
+            data = response.read()  # type: ignore[no-untyped-call]
+            status, text = response.status, data.decode() if data else ""
+        except ApiException as err:
+            status, text = err.status or 0, str(err.body or err.reason or "")
+        if missing_ok and status == 404:
+            return None
+        if not 200 <= status < 300:
+            raise KubeError(method, path, status, text)
+        value = json.loads(text) if text else None
+        return value if isinstance(value, dict) else None
+
+
+def _collection(kind: str, namespace: str) -> str:
+    if kind in RESOURCE_KINDS:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{RESOURCE_KINDS[kind].PLURAL}"
+    prefix, plural = BUILTIN[kind]
+    return f"{prefix}/namespaces/{namespace}/{plural}"
+
+
+def _reason(text: str) -> str:
+    """The Status message of an error body, else the (short) body itself."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:300]
+    return (
+        str(body.get("message") or body.get("reason") or text[:300]) if isinstance(body, dict) else text[:300]
+    )
