@@ -41,7 +41,7 @@ def claim_names(model: BaseModel) -> list[str]:
         names.append(own)
     for child in _children(model):
         names += [n for n in claim_names(child) if n not in names]
-    return list(dict.fromkeys(names))
+    return names
 
 
 def resolve_paths(model: M, base_dir: Path, claims: Mapping[str, Path], where: str, problems: list[str]) -> M:

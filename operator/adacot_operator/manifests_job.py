@@ -125,7 +125,7 @@ def _placement(resource: AnyResource, settings: OperatorSettings) -> dict[str, A
     }
     pulls = [*settings.image_pull_secrets, *(s.name for s in resource.spec.image_pull_secrets)]
     placement["imagePullSecrets"] = [{"name": n} for n in dict.fromkeys(pulls)] or None
-    return {k: v for k, v in placement.items() if v is not None}
+    return {k: v for k, v in placement.items() if v}  # an empty value means "not set" to Kubernetes too
 
 
 def pod_template(

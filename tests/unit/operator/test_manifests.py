@@ -327,6 +327,18 @@ def test_existing_claim_means_no_volume_claim_and_the_sub_path_as_output_dir() -
     ]
 
 
+def test_a_claim_used_for_output_and_input_is_one_volume_mounted_twice() -> None:
+    job = build(resource("DistillationJob", output={"existingClaim": "shared", "subPath": "cot/qwen7b"}))[
+        "Job"
+    ]
+    volumes = [v for v in job["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in volumes].count("shared") == 1
+    found = mounts(job)
+    assert found["/mnt/adacot/output"]["claim"] == "shared"
+    bank = found["/mnt/adacot/inputs/difficultybank-qwen7b-bank"]
+    assert (bank["claim"], bank["subPath"], bank["readOnly"]) == ("shared", "banks/qwen7b", True)
+
+
 def test_created_volume_size_class_and_retention() -> None:
     settings = OperatorSettings(storage_size="7Gi", storage_class="fast")
     unset = build(resource("GradingRun", "qwen7b-pool", output={"create": {}}), settings)[
@@ -388,10 +400,21 @@ def test_chart_defaults_merge_under_spec_values() -> None:
         == {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "2"}
         == container(job)["resources"]["requests"]
     )
-    plain = build(resource("DistillationJob"), settings)["Job"]
+    plain = build(resource("DistillationJob"), settings.model_copy(update={"prefix": "ml.example.com"}))[
+        "Job"
+    ]
+    assert "ml.example.com/spec-hash" in plain["metadata"]["annotations"]
     assert container(plain)["image"] == "registry.local/worker:1"
     assert plain["spec"]["template"]["spec"]["serviceAccountName"] == "adacot-worker"
     assert plain["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "a100", "zone": "z1"}
+
+
+def test_empty_chart_values_are_left_out_of_the_pod() -> None:
+    blank = OperatorSettings.from_env(
+        {"ADACOT_DEFAULT_SCHEDULING": '{"priorityClassName": "", "affinity": {}}'}
+    )
+    pod = build(resource("GradingRun", "qwen7b-pool"), blank)["Job"]["spec"]["template"]["spec"]
+    assert not {"priorityClassName", "affinity", "nodeSelector", "tolerations", "imagePullSecrets"} & set(pod)
 
 
 def test_job_policy_from_the_spec() -> None:
