@@ -65,7 +65,10 @@ def container_env(resource: AnyResource, settings: OperatorSettings, output_dir:
         *(_env_var(v) for v in resource.spec.env),
         *(_env_var(v) for v in settings.worker_extra_env),
     ]
-    return list({e["name"]: e for e in reversed(env)}.values())[::-1]
+    first: dict[str, dict[str, Any]] = {}
+    for var in env:
+        first.setdefault(var["name"], var)
+    return list(first.values())
 
 
 def _rendezvous_env(resource: AnyResource) -> list[dict[str, Any]]:

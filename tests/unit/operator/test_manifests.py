@@ -377,7 +377,7 @@ def test_chart_defaults_merge_under_spec_values() -> None:
         image="mine:2",
         serviceAccountName="own-sa",
         imagePullSecrets=[{"name": "own-pull"}],
-        env=[{"name": "PLAIN", "value": "spec"}],
+        env=[{"name": "PLAIN", "value": "spec"}, {"name": "ADACOT_OUTPUT_DIR", "value": "/elsewhere"}],
         scheduling={
             "nodeSelector": {"zone": "z2"},
             "tolerations": [{"key": "spot", "operator": "Exists"}],
@@ -394,6 +394,8 @@ def test_chart_defaults_merge_under_spec_values() -> None:
     assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "own-pull"}]
     assert (container(job)["image"], pod["serviceAccountName"]) == ("mine:2", "own-sa")
     assert env(job)["PLAIN"] == "spec" and env(job)["HF_HUB_OFFLINE"] == "1"
+    assert env(job)["ADACOT_OUTPUT_DIR"] == "/mnt/adacot/output/ml/DistillationJob/qwen7b-distil"
+    assert len(container(job)["env"]) == len(env(job))  # no name twice
     limits = container(job)["resources"]["limits"]
     assert (
         limits
