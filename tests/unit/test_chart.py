@@ -317,7 +317,7 @@ def test_notes_tell_the_user_what_to_do_next(helm_bin: Path, tmp_path: Path) -> 
     notes = proc.stdout.split("NOTES:", 1)[1]
     assert "kubectl -n adacot-system rollout status deployment/adacot" in notes
     assert "team-a, team-b" in notes
-    assert "kubectl apply -n team-a -f crds/samples/distill.yaml" in notes
+    assert "kubectl apply -n team-a -f examples/distill.yaml" in notes
     assert 'Kueue LocalQueue "team-queue"' in notes
     assert "patch configmap argocd-cm" in notes
 
