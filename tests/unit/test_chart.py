@@ -177,7 +177,7 @@ def test_defaults_watch_all_namespaces_with_cluster_rbac(rendered: dict[str, lis
     ]  # fmt: skip
     roles = {r["metadata"]["name"]: r for r in by_kind(objs, "ClusterRole")}
     assert roles["adacot-operator"]["rules"] == OPERATOR_RULES
-    assert roles["adacot-crd-discovery"]["rules"] == [
+    assert roles["adacot-discovery"]["rules"] == [
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
          "verbs": ["list", "watch"]}
     ]  # fmt: skip

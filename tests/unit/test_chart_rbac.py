@@ -60,6 +60,8 @@ DISCOVERY = [
     ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
     ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?watch=true"),
 ]
+# kopf watching named namespaces lists and watches Namespace objects (kopf/_core/reactor/observation.py).
+NAMESPACE_OBSERVER = [("GET", "/api/v1/namespaces"), ("GET", "/api/v1/namespaces?watch=true")]
 CLUSTER_WATCHES = [("GET", f"{ADACOT}/{k}?watch=true") for k in KINDS] + [
     ("GET", "/apis/batch/v1/jobs?watch=true"),
     ("GET", "/api/v1/pods?watch=true"),
@@ -111,6 +113,8 @@ def test_discovery_is_not_a_resource_request() -> None:
 def test_cluster_wide_operator_may_do_its_work_everywhere(charts: dict[str, list[dict[str, Any]]]) -> None:
     calls = DISCOVERY + CLUSTER_WATCHES + operator_calls("team-a") + operator_calls("anything")
     assert denied(charts["cluster"], "adacot", RELEASE_NS, calls) == []
+    # kopf does not observe namespaces when it watches them all: no grant needed, none given.
+    assert len(denied(charts["cluster"], "adacot", RELEASE_NS, NAMESPACE_OBSERVER)) == 2
 
 
 @pytest.mark.parametrize("chart", ["cluster", "namespaced"])
@@ -121,7 +125,7 @@ def test_operator_never_gets_more(charts: dict[str, list[dict[str, Any]]], chart
 
 def test_namespaced_operator_is_confined(charts: dict[str, list[dict[str, Any]]]) -> None:
     objs = charts["namespaced"]
-    allowed_calls = DISCOVERY + operator_calls("team-a") + operator_calls("team-b")
+    allowed_calls = DISCOVERY + NAMESPACE_OBSERVER + operator_calls("team-a") + operator_calls("team-b")
     assert denied(objs, "adacot", RELEASE_NS, allowed_calls) == []
     outside = operator_calls("team-c") + CLUSTER_WATCHES
     assert len(denied(objs, "adacot", RELEASE_NS, outside)) == len(outside)
