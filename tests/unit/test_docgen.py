@@ -189,6 +189,7 @@ def test_cross_field_rules_are_listed_with_their_object() -> None:
     assert f"| `spec.distribution` | {one_of} |" in section
     assert "| `spec.teacher` | teacher: set exactly one of endpoint, server |" in section
     assert "is immutable" not in section  # transition rules show as "immutable" on the field instead
+    assert "| `spec` | scheduling can only be changed while spec.suspend is true (on update) |" in section
 
 
 def test_cells_escape_pipes_tags_and_line_breaks() -> None:
