@@ -264,6 +264,7 @@ def _run_distill(
     from adacot.artifacts.shards import ShardSpec
     from adacot.backends.teacher_server import TeacherServerError
     from adacot.pipelines.distillationjob import run_distillationjob
+    from adacot.reporting import reported
     from adacot.stages.progress import tqdm_callback
 
     try:
@@ -272,7 +273,10 @@ def _run_distill(
             chosen = ShardSpec.from_env(resource.spec.parallelism)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    with tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar:
+    with (
+        tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
+        reported(tqdm_callback(progress_bar)) as progress,
+    ):
         try:
             summary = run_distillationjob(
                 resource,
@@ -280,7 +284,7 @@ def _run_distill(
                 bank_dir=bank,
                 eval_dir=eval_dir,
                 shard=chosen,
-                progress=tqdm_callback(progress_bar),
+                progress=progress,
             )
         except (ValueError, FileNotFoundError, ArtifactError, TeacherServerError) as error:
             raise click.ClickException(str(error)) from None

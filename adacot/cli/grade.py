@@ -25,6 +25,7 @@ from adacot.api.loader import format_path
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.artifacts.shards import ShardSpec
 from adacot.cli.specs import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
+from adacot.reporting import reported
 from adacot.stages.progress import tqdm_callback
 
 R = TypeVar("R", GradingRun, DifficultyBank)
@@ -64,9 +65,10 @@ def _run_grading(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: 
 
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
+        reported(tqdm_callback(progress_bar)) as progress,
         _input_errors(),
     ):
-        summary = run_gradingrun(resource, out, shard=shard, progress=tqdm_callback(progress_bar))
+        summary = run_gradingrun(resource, out, shard=shard, progress=progress)
     click.echo(json.dumps(summary, indent=2))
 
 
