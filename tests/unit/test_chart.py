@@ -6,7 +6,10 @@ rejected with the field named."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +341,19 @@ def test_dashboard_queries_the_operators_metrics() -> None:
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     assert all(p["datasource"]["uid"] == "${datasource}" for p in panels)
     assert all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in dashboard["panels"])
+
+
+@pytest.mark.parametrize("values", ["defaults", "namespaced-everything"])
+def test_kopf_accepts_the_deployment_command(rendered: dict[str, list[dict[str, Any]]], values: str) -> None:
+    """The real kopf CLI parses the rendered command line (a misspelt flag exits 2 before --help runs),
+    and the module it loads imports with the rendered environment."""
+    main = container(rendered[values])
+    command, env = main["command"], {**os.environ, **operator_env(rendered[values])}
+    assert command[0] == "kopf"
+    kopf = [str(Path(sys.executable).with_name("kopf")), *command[1:], "--help"]
+    proc = subprocess.run(kopf, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    module = command[command.index("-m") + 1]
+    probe = f"import {module}, adacot_operator.settings as s; s.OperatorSettings.from_env()"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
