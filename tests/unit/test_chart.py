@@ -357,3 +357,11 @@ def test_kopf_accepts_the_deployment_command(rendered: dict[str, list[dict[str, 
     probe = f"import {module}, adacot_operator.settings as s; s.OperatorSettings.from_env()"
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_clusters_without_cel_validation_are_refused(helm_bin: Path, tmp_path: Path) -> None:
+    """The CRDs carry CEL rules (GA in 1.29): an older cluster must fail at install, not accept bad specs."""
+    args = ("template", "adacot", str(CHART_DIR), "--kube-version", "1.28.9")
+    proc = run_helm(helm_bin, *args, home=tmp_path, check=False)
+    assert proc.returncode != 0 and ">=1.29.0-0" in proc.stderr
+    assert run_helm(helm_bin, *args[:-1], "1.29.0", home=tmp_path).returncode == 0
