@@ -1,14 +1,18 @@
 """Progress reports from a stage pod to its resource's status, through the Kubernetes API.
 
-Callers: the `adacot stage <kind>` commands (adacot.cli.grade, adacot.cli.distill) wrap their progress
-callback with `reported(...)`. The operator sets ADACOT_STATUS_PATH on every stage container
+Callers: the `adacot stage <kind>` commands (adacot.cli.grade, adacot.cli.distill, adacot.cli.sft) run
+their pipeline inside `reported(callback, out)`. The operator sets ADACOT_STATUS_PATH on every stage container
 (`/apis/adacot.dev/v1alpha1/namespaces/NS/PLURAL/NAME/status`); when it is unset (a laptop, `adacot run`)
 nothing is sent. Each report is a JSON merge patch `{"status": {"progress": {...}}}` to
 `$ADACOT_API_SERVER$ADACOT_STATUS_PATH` (default server `https://$KUBERNETES_SERVICE_HOST:
 $KUBERNETES_SERVICE_PORT`), with the pod's service-account token (ADACOT_TOKEN_FILE) as bearer and the
 cluster CA for https. The worker's Role allows exactly that: patch on `<plural>/status`.
 
-Rules: reports are at least `MIN_INTERVAL_S` apart, except the final one (done == total, or whatever
+When the stage ends with a complete artifact (`_SUCCESS`), the artifact's records and the sha256 of its
+MANIFEST.json go to `status.output` the same way: the operator cannot read the volume, so the worker
+tells it (merge patches leave the operator's claim and path in place).
+
+Rules: progress reports are at least `MIN_INTERVAL_S` apart, except the final one (done == total, or whatever
 is pending when the stage ends); reporting never fails the stage — the first failed report is logged
 once at warning level (URL and error, never the token) and later ones are dropped, with a cooldown so a
 black-holed API server costs at most one timeout per minute.
@@ -19,6 +23,7 @@ of index 0 reports, so shards do not overwrite each other: its shard's share sta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -64,11 +69,14 @@ class StatusReporter:
         self._warned = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StatusReporter | None:
-        """The reporter the pod's env asks for; None outside a cluster or in a shard other than 0."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, any_shard: bool = False
+    ) -> StatusReporter | None:
+        """The reporter the pod's env asks for; None outside a cluster, or in a shard other than 0
+        unless `any_shard`."""
         env = os.environ if environ is None else environ
         path = env.get("ADACOT_STATUS_PATH")
-        if not path or env.get("JOB_COMPLETION_INDEX", "0") not in ("", "0"):
+        if not path or (not any_shard and env.get("JOB_COMPLETION_INDEX", "0") not in ("", "0")):
             return None
         server = env.get("ADACOT_API_SERVER") or _in_cluster_server(env)
         if server is None:
@@ -94,12 +102,26 @@ class StatusReporter:
         if self._pending is not None:
             self._send(self._pending, self._clock())
 
+    def report_output(self, out_dir: Path) -> None:
+        """Records and MANIFEST.json sha256 of a complete artifact into status.output (else nothing)."""
+        manifest = out_dir / "MANIFEST.json"
+        if (out_dir / "_SUCCESS").is_file() and manifest.is_file():
+            data = manifest.read_bytes()
+            output = {
+                "records": json.loads(data).get("total_records"),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            self._try({"status": {"output": output}}, self._clock())
+
     def _send(self, report: ProgressReport, now: float) -> None:
         self._pending, self._last_sent = None, now
+        self._try(progress_body(report), now)
+
+    def _try(self, body: dict[str, Any], now: float) -> None:
         if self._failed_at is not None and now - self._failed_at < COOLDOWN_S:
             return
         try:
-            self._patch(progress_body(report))
+            self._patch(body)
         except Exception as error:  # any failure to report must leave the stage running
             self._failed_at = now
             if not self._warned:
@@ -140,23 +162,29 @@ def progress_body(report: ProgressReport) -> dict[str, Any]:
 
 @contextmanager
 def reported(
-    callback: ProgressCallback, environ: Mapping[str, str] | None = None
+    callback: ProgressCallback | None = None,
+    out: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[ProgressCallback]:
-    """`callback`, also reporting to the resource's status when the pod's env asks for it; the last
-    pending report is sent when the block ends (normally or not)."""
+    """A progress callback: `callback` (if any), plus reports to the resource's status when the pod's
+    env asks for it. When the block ends the pending report is sent; when it ends normally and `out`
+    holds a complete artifact, so is the artifact's output (see the module docstring)."""
     reporter = StatusReporter.from_env(environ)
-    if reporter is None:
-        yield callback
-        return
 
     def both(report: ProgressReport) -> None:
-        callback(report)
-        reporter(report)
+        if callback is not None:
+            callback(report)
+        if reporter is not None:
+            reporter(report)
 
     try:
         yield both
+        finisher = reporter or StatusReporter.from_env(environ, any_shard=True)
+        if out is not None and finisher is not None:
+            finisher.report_output(Path(out))
     finally:
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
 
 
 def _in_cluster_server(env: Mapping[str, str]) -> str | None:

@@ -275,7 +275,7 @@ def _run_distill(
         raise click.UsageError(str(error)) from None
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
-        reported(tqdm_callback(progress_bar)) as progress,
+        reported(tqdm_callback(progress_bar), out) as progress,
     ):
         try:
             summary = run_distillationjob(

@@ -65,7 +65,7 @@ def _run_grading(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: 
 
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
-        reported(tqdm_callback(progress_bar)) as progress,
+        reported(tqdm_callback(progress_bar), out) as progress,
         _input_errors(),
     ):
         summary = run_gradingrun(resource, out, shard=shard, progress=progress)
@@ -167,7 +167,7 @@ def _runs(pairs: Sequence[str]) -> dict[str, Path]:
 def _run_bank(resource: DifficultyBank, out: Path, runs: dict[str, Path]) -> None:
     from adacot.pipelines.difficultybank import run_difficultybank
 
-    with _input_errors():
+    with _input_errors(), reported(out=out):
         summary = run_difficultybank(resource, out, runs=runs)
     click.echo(json.dumps(summary, indent=2))
 

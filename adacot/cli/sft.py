@@ -52,9 +52,11 @@ def _from_flags(flags: dict[str, Any]) -> SFTJob:
 
 def _run(resource: SFTJob, out: Path, dataset: Path | None, model: str | None, nproc: int | None) -> None:
     from adacot.pipelines.sftjob import run_sftjob
+    from adacot.reporting import reported
 
     try:
-        summary = run_sftjob(resource, out, dataset_dir=dataset, model_path=model, nproc_per_node=nproc)
+        with reported(out=out):
+            summary = run_sftjob(resource, out, dataset_dir=dataset, model_path=model, nproc_per_node=nproc)
     except (ValueError, FileNotFoundError, ArtifactError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(summary, indent=2))

@@ -4,6 +4,7 @@ API server never fails the stage nor leaks the token into logs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ class Recorder(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def bodies(self) -> list[dict[str, Any]]:
-        return [body["status"]["progress"] for _, _, _, body in self.requests]
+        return [body["status"]["progress"] for _, _, _, body in self.requests if "progress" in body["status"]]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -181,7 +182,7 @@ def test_reported_feeds_the_local_callback_and_the_api(server: Recorder, token_f
         "ADACOT_API_SERVER": server.url,
         "ADACOT_TOKEN_FILE": str(token_file),
     }
-    with reported(lambda r: seen.append(r.done), env) as progress:
+    with reported(lambda r: seen.append(r.done), environ=env) as progress:
         meter = ProgressMeter(3, progress)
         meter.advance()
         meter.advance(2)
@@ -191,12 +192,34 @@ def test_reported_feeds_the_local_callback_and_the_api(server: Recorder, token_f
     assert {k: v for k, v in server.bodies()[-1].items() if k in final} == final
 
 
-def test_without_status_path_reported_is_the_plain_callback() -> None:
-    def callback(r: ProgressReport) -> None:
-        pass
+def test_without_status_path_only_the_local_callback_runs(tmp_path: Path) -> None:
+    seen: list[int] = []
+    (tmp_path / "_SUCCESS").touch()
+    (tmp_path / "MANIFEST.json").write_text("{}")
+    with reported(lambda r: seen.append(r.done), tmp_path, {}) as progress:
+        progress(report(2))
+    assert seen == [2]
 
-    with reported(callback, {}) as progress:
-        assert progress is callback
+
+def test_complete_artifact_reports_records_and_manifest_sha256(
+    tmp_path: Path, server: Recorder, token_file: Path
+) -> None:
+    manifest = json.dumps({"kind": "GradingRun", "total_records": 7}).encode()
+    (tmp_path / "MANIFEST.json").write_bytes(manifest)
+    env = {"ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_API_SERVER": server.url,
+           "ADACOT_TOKEN_FILE": str(token_file), "JOB_COMPLETION_INDEX": "3"}  # fmt: skip
+    with reported(None, tmp_path, env):
+        pass
+    assert server.requests == []  # no _SUCCESS yet: nothing to tell
+    (tmp_path / "_SUCCESS").touch()
+    with reported(None, tmp_path, env):  # any shard may report the finished artifact
+        pass
+    assert server.requests[-1][3] == {
+        "status": {"output": {"records": 7, "sha256": hashlib.sha256(manifest).hexdigest()}}
+    }
+    with pytest.raises(RuntimeError), reported(None, tmp_path, env):
+        raise RuntimeError("stage failed")
+    assert len(server.requests) == 1  # a failing stage reports no output
 
 
 def _grading_spec(tmp_path: Path) -> Path:
@@ -248,6 +271,9 @@ def test_stage_command_reports_its_progress(tmp_path: Path, server: Recorder, to
     assert server.bodies()[-1] == {"done": 6, "total": 6, "percent": 100.0, **{
         k: v for k, v in server.bodies()[-1].items() if k in ("rate", "etaSeconds")}}  # fmt: skip
     assert TOKEN not in done.stderr + done.stdout
+    manifest = (tmp_path / "out" / "MANIFEST.json").read_bytes()
+    output = server.requests[-1][3]["status"]["output"]
+    assert output == {"records": 6, "sha256": hashlib.sha256(manifest).hexdigest()}
 
 
 @pytest.mark.integration
