@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kube.fixtures import kube_api  # noqa: F401 - the Kubernetes API emulator fixture
 from shared_data import SHARED_DATA
 
 from adacot.tiny_models import build_tiny_lm

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,26 +182,44 @@ def _convert_for_jsonschema(node: dict[str, Any]) -> dict[str, Any]:
 
 def cel_errors(value: Any, old: Any, schema: dict[str, Any], path: str) -> list[str]:
     """Run the CEL rules of `schema` on `value` and, recursively, on its fields."""
+    return [f"{f.path or '<root>'}: {f.message}" for f in cel_failures(value, old, schema, path)]
+
+
+@dataclass(frozen=True)
+class CelFailure:
+    """One failed (or unevaluable) rule: where, the schema type there, the rule's reason and message."""
+
+    path: str
+    schema_type: str
+    reason: str
+    message: str
+    evaluated: bool = True
+
+
+def cel_failures(value: Any, old: Any, schema: dict[str, Any], path: str) -> list[CelFailure]:
+    """The CEL rules of `schema` that `value` (an update of `old`) fails, recursively over its fields."""
     if value is _MISSING or value is None:
         return []
-    errors = [e for rule in schema.get("x-kubernetes-validations", [])
-              for e in _run_rule(rule, value, old, schema, path)]  # fmt: skip
+    failures = [f for rule in schema.get("x-kubernetes-validations", [])
+                for f in _run_rule(rule, value, old, schema, path)]  # fmt: skip
     if isinstance(value, dict) and "properties" in schema:
         for key, prop in schema["properties"].items():
             if key in value:
                 child_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-                errors += cel_errors(value[key], child_old, prop, _join(path, key))
+                failures += cel_failures(value[key], child_old, prop, _join(path, key))
     elif isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
         for key, child in value.items():
             child_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-            errors += cel_errors(child, child_old, schema["additionalProperties"], _join(path, key))
+            failures += cel_failures(child, child_old, schema["additionalProperties"], _join(path, key))
     elif isinstance(value, list) and "items" in schema:
         for i, child in enumerate(value):
-            errors += cel_errors(child, _MISSING, schema["items"], f"{path}[{i}]")
-    return errors
+            failures += cel_failures(child, _MISSING, schema["items"], f"{path}[{i}]")
+    return failures
 
 
-def _run_rule(rule: dict[str, str], value: Any, old: Any, schema: dict[str, Any], path: str) -> list[str]:
+def _run_rule(
+    rule: dict[str, str], value: Any, old: Any, schema: dict[str, Any], path: str
+) -> list[CelFailure]:
     where = path + rule.get("fieldPath", "") if path else rule.get("fieldPath", "").lstrip(".")
     transition = "oldSelf" in rule["rule"]
     if transition and old is _MISSING:
@@ -212,16 +231,18 @@ def _run_rule(rule: dict[str, str], value: Any, old: Any, schema: dict[str, Any]
     except TypeError:
         return []  # wrong type: already reported by the schema check, and the server stops there too
     result = _evaluate(rule["rule"], activation)
+    kind, reason = schema.get("type", "object"), rule.get("reason", "FieldValueInvalid")
     if isinstance(result, celtypes.BoolType) and bool(result):
         return []
     if not isinstance(result, celtypes.BoolType):
         # cel-python reports an absent field inside && / || as an opaque overload error: name the cause.
         hint = " (it reads a field that is absent: guard it with has())" if _absent(result) else ""
-        return [f"{where or '<root>'}: rule could not be evaluated{hint}: {rule['rule']!r}: {result}"]
+        text = f"rule could not be evaluated{hint}: {rule['rule']!r}: {result}"
+        return [CelFailure(where, kind, reason, text, evaluated=False)]
     message = rule.get("message") or f"failed rule: {rule['rule']}"
     if "messageExpression" in rule:
         message = str(_evaluate(rule["messageExpression"], activation))
-    return [f"{where or '<root>'}: {message}"]
+    return [CelFailure(where, kind, reason, message)]
 
 
 def _absent(result: Any) -> bool:
