@@ -1,7 +1,8 @@
 """SFT throughput: adacot's training stage against TRL's SFTTrainer, packing on and off, in one run.
 
     python benchmarks/sft.py [--data ../shared/data] [--records 160] [--max-seq-length 512]
-                             [--batch-size 4] [--repeats 3] [--threads 1] [--quick]
+                             [--batch-size 4] [--repeats 3] [--threads 1] [--hidden 128]
+                             [--quick]
 
 Builds its own tiny Qwen2 (adacot.tiny_models: a byte-level BPE tokenizer trained on the questions and
 answers, random weights, seed 0) and chat records from GSM8K (question as the user turn, reference
@@ -18,10 +19,18 @@ Matched: model, tokenizer, records (only those that fit --max-seq-length, so nei
 truncates), max sequence length, per-device batch size, one epoch (so the same tokens; packing changes
 the number of steps), learning rate and schedule, fp32 on CPU, no gradient checkpointing, no
 checkpoints during the run, seeds, torch threads (--threads, default 1: on a 2-core machine shared
-with other work, two OpenMP threads per run oversubscribe the cores and made the same run vary 4x; one
-thread gave stable figures). Both trainers' data collators are wrapped by `TokenCounter`, which
-counts every batch's tokens as the model receives them: non-padding tokens (ids other than the pad
-token, which the chat template never emits) and total tokens (the batch tensor's size).
+with other work, two OpenMP threads per run oversubscribed the cores and made the same run vary 4x; one
+thread varies far less, though still by up to 2x under heavy load, hence alternating repeats and
+medians). Both trainers' data collators are wrapped by `TokenCounter`, which counts every batch's
+tokens as the model receives them: non-padding tokens (ids other than the pad token, which the chat
+template never emits) and total tokens (the batch tensor's size).
+
+Reading the figures: on CPU, packed rows attend through a block-diagonal mask built from position_ids
+(sdpa over the whole row, no varlen kernel), so a packed row costs attention over its full length.
+At the default width (hidden 128) attention over 512-token rows costs about as much as the MLP, which
+eats into packing's padding savings; TRL's padding-free packing flattens a whole batch into one row
+(batch size x max length), whose attention grows with the square of that. --hidden 512 shows a model
+whose cost is mostly in its linear layers, as in real models.
 
 Figures per configuration, the median of --repeats runs (configurations alternate order between
 repeats): the Trainer's train_runtime, non-padding and total tokens/s over it, the non-padding share
@@ -51,7 +60,7 @@ from grading import machine
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sft.json"
 CONFIGS = (("adacot", True), ("trl", True), ("adacot", False), ("trl", False))
-MODEL_SIZES = {"hidden": 128, "layers": 4, "heads": 2, "head_dim": 64}
+LAYERS, HEAD_DIM = 4, 64  # head_dim 64, as vLLM's CPU attention needs for the same models elsewhere
 LEARNING_RATE = 1e-4
 RESULT_PREFIX = "RESULT "
 
@@ -108,7 +117,13 @@ def gsm8k_conversations(data: Path, limit: int | None = None) -> list[list[dict[
     ]
 
 
-def prepare(data: Path, root: Path, records: int, max_len: int) -> tuple[Path, Path, dict[str, Any]]:
+def model_sizes(hidden: int) -> dict[str, int]:
+    return {"hidden": hidden, "layers": LAYERS, "heads": max(1, hidden // HEAD_DIM), "head_dim": HEAD_DIM}
+
+
+def prepare(
+    data: Path, root: Path, records: int, max_len: int, sizes: dict[str, int]
+) -> tuple[Path, Path, dict[str, Any]]:
     """Build the model and write the records that fit `max_len` (adacot's tokenisation) as JSONL."""
     from transformers import AutoTokenizer
 
@@ -117,7 +132,7 @@ def prepare(data: Path, root: Path, records: int, max_len: int) -> tuple[Path, P
 
     chats = gsm8k_conversations(data)
     corpus = [m["content"] for chat in chats for m in chat]
-    model = build_tiny_lm(corpus, root / "model", seed=0, max_positions=max_len, **MODEL_SIZES)
+    model = build_tiny_lm(corpus, root / "model", seed=0, max_positions=max_len, **sizes)
     tokenizer = AutoTokenizer.from_pretrained(model)
     lengths = [(chat, len(tokenize(tokenizer, chat).input_ids)) for chat in chats]
     kept = [(chat, n) for chat, n in lengths if n <= max_len][:records]
@@ -276,7 +291,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "adacot packed/unpacked": rate["adacot-packed"] / rate["adacot-unpacked"],
         "trl packed/unpacked": rate["trl-packed"] / rate["trl-unpacked"],
     }
-    return {"median": median, "ratios": ratios}
+    trained = sorted({r["non_padding_tokens"] for rs in runs.values() for r in rs})
+    return {"median": median, "ratios": ratios, "non_padding_tokens_trained": trained}
 
 
 def table(summary: dict[str, Any], repeats: int) -> str:
@@ -294,8 +310,14 @@ def table(summary: dict[str, Any], repeats: int) -> str:
             f"| {m['non_padding_share']:.1%} / {m['mean_batch_share']:.1%} "
             f"| {m['steps']:.0f} | {m['wall_s']:.1f} | {m['peak_rss_mib']:.0f} | {m['train_loss']:.3f} |"
         )
+    trained = summary["non_padding_tokens_trained"]
+    same = (
+        f"the same {trained[0]} non-padding tokens" if len(trained) == 1 else f"DIFFERENT tokens: {trained}"
+    )
     lines.append("")
-    lines.append(f"Ratios of non-padding tokens/s (medians of {repeats} runs each):")
+    lines.append(
+        f"Every run trained {same}. Ratios of non-padding tokens/s (medians of {repeats} runs each):"
+    )
     lines.append("")
     lines += [f"- {name}: **{value:.2f}x**" for name, value in summary["ratios"].items()]
     return "\n".join(lines)
@@ -310,6 +332,9 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4, help="Rows per step, both trainers.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each configuration.")
+    parser.add_argument(
+        "--hidden", type=int, default=128, help="Model width (4 layers); 512 makes the MLP dominate."
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (see the docstring).")
     parser.add_argument("--quick", action="store_true", help="32 records, 1 repeat; no files written.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -323,12 +348,13 @@ def main() -> None:
     for package in ("trl", "datasets", "accelerate"):
         info["versions"][package] = _version(package)
     with tempfile.TemporaryDirectory(prefix="adacot-bench-sft-") as tmp:
-        model, records, data = prepare(args.data, Path(tmp), args.records, args.max_seq_length)
+        sizes = model_sizes(args.hidden)
+        model, records, data = prepare(args.data, Path(tmp), args.records, args.max_seq_length, sizes)
         summary = summarise(compare(model, records, Path(tmp), args))
     settings = {
         k: getattr(args, k) for k in ("records", "max_seq_length", "batch_size", "repeats", "threads")
     }
-    settings |= {"model": MODEL_SIZES, "learning_rate": LEARNING_RATE, "data": data}
+    settings |= {"model": sizes, "learning_rate": LEARNING_RATE, "data": data}
     header = _header(info, settings)
     text = table(summary, args.repeats)
     print(header + "\n\n" + text)
