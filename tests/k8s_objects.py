@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
+from adacot.api.loader import dump_resource, load_resources
 
 SAMPLES = Path(__file__).resolve().parents[1] / "crds" / "samples" / "distill.yaml"
 T0 = "2026-01-01T10:00:00Z"
@@ -18,7 +18,7 @@ T1 = "2026-01-01T10:05:00Z"
 def sample(kind: str, name: str | None = None, *, generation: int = 1, **spec: Any) -> dict[str, Any]:
     """A resource body from crds/samples/distill.yaml as the API server returns it (namespace,
     uid, generation), with `spec` keys overridden."""
-    docs = [d for d in yaml.safe_load_all(SAMPLES.read_text()) if d and d["kind"] == kind]
+    docs = [dump_resource(r) for r in load_resources(SAMPLES) if r.kind == kind]
     body = copy.deepcopy(next(d for d in docs if name is None or d["metadata"]["name"] == name))
     body["metadata"].update(namespace="ml", uid=f"uid-{body['metadata']['name']}", generation=generation)
     body["spec"].update(spec)

@@ -1,0 +1,167 @@
+"""The operator as a real `kopf run` process against the API emulator (tests/kube), driven with real
+kubectl: a GradingRun gets its ConfigMap, PVC and Job, a status with every condition and an Event; the
+Job turning Complete (written the way the Job controller writes it) makes the resource Succeeded;
+liveness and Prometheus endpoints answer; a restarted operator adopts the Job instead of creating a
+second one; deleting the resource keeps its volume (retention Retain) and removes the Job.
+
+The full four-kind chain with real stage pods is tests/integration/test_operator_e2e.py; this one needs
+no model, no kubelet and finishes in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from adacot_operator.names import child_name
+from k8s_objects import sample
+from kube.fixtures import make_kubectl
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+JOB = child_name("GradingRun", "qwen7b-pool")
+DEADLINE_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Operator:
+    """`kopf run -m adacot_operator` in its own process group, with its log in a file."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.kubeconfig, self.log = kubeconfig, log
+        self.metrics, self.health = free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ADACOT_METRICS_PORT": str(self.metrics)}
+        kopf = str(Path(sys.executable).parent / "kopf")
+        command = [kopf, "run", "-m", "adacot_operator", "--standalone", "--namespace", "default",
+                   f"--liveness=http://127.0.0.1:{self.health}/healthz"]  # fmt: skip
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def get(self, port: int, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return str(response.read().decode())
+
+
+def until(what: str, check: Callable[[], Any], operator: Operator) -> Any:
+    """Poll `check` until it returns something truthy (the operator reacts asynchronously)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (AssertionError, OSError, KeyError, ValueError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; operator log:\n{operator.log.read_text()[-6000:]}")
+
+
+@pytest.fixture
+def cluster(kube_api: Any, tmp_path: Path) -> Iterator[tuple[Any, Operator]]:
+    kubectl = make_kubectl(kube_api)
+    # As JSON: kubectl's YAML 1.1 reader turns the bare key `n` (sampling.n) of crds/*.yaml into "false".
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        kubectl("apply", "-f", "-", input=json.dumps(yaml.safe_load(path.read_text())))
+    operator = Operator(Path(kube_api.kubeconfig), tmp_path / "operator.log")
+    operator.start()
+    try:
+        yield kubectl, operator
+    finally:
+        operator.stop()
+
+
+def get(kubectl: Any, *args: str) -> dict[str, Any]:
+    return dict(json.loads(kubectl("get", *args, "-o", "json").stdout))
+
+
+def test_gradingrun_gets_children_status_events_and_completes(
+    cluster: tuple[Any, Operator], tmp_path: Path
+) -> None:
+    kubectl, operator = cluster
+    run = sample("GradingRun", "qwen7b-pool")
+    run["metadata"] = {"name": "qwen7b-pool", "namespace": "default"}
+    kubectl("apply", "-f", "-", input=json.dumps(run))
+
+    job = until("the Job", lambda: get(kubectl, "job", JOB), operator)
+    assert get(kubectl, "configmap", JOB)["metadata"]["ownerReferences"][0]["kind"] == "GradingRun"
+    assert get(kubectl, "pvc", JOB)["metadata"]["name"] == JOB
+    status = until(
+        "phase Pending",
+        lambda: (s := get(kubectl, "gradingrun", "qwen7b-pool")["status"])["phase"] == "Pending" and s,
+        operator,
+    )
+    assert {c["type"] for c in status["conditions"]} >= {
+        "InputsReady",
+        "Admitted",
+        "Running",
+        "Complete",
+        "Failed",
+    }
+    assert status["output"]["claim"] == JOB and status["observedGeneration"] == 1
+    events = until(
+        "an Event",
+        lambda: get(kubectl, "events", "--field-selector", "involvedObject.name=qwen7b-pool")["items"],
+        operator,
+    )
+    assert any(e["reason"] == "Created" for e in events)
+
+    complete = [{"type": "Complete", "status": "True", "reason": "CompletionsReached"}]
+    done = {"status": {"startTime": "2026-01-01T10:00:00Z", "completionTime": "2026-01-01T10:05:00Z",
+                       "succeeded": 1, "conditions": complete}}  # fmt: skip
+    kubectl("patch", "job", JOB, "--subresource=status", "--type=merge", "-p", json.dumps(done))
+    kubectl("wait", "gradingrun/qwen7b-pool", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=60s")
+    final = get(kubectl, "gradingrun", "qwen7b-pool")["status"]
+    assert final["completionTime"] == "2026-01-01T10:05:00Z" and final["progress"]["percent"] == 100
+
+    assert operator.get(operator.health, "/healthz")
+    metrics = operator.get(operator.metrics, "/metrics")
+    assert 'adacot_reconcile_total{kind="GradingRun",result="success"}' in metrics
+    assert 'adacot_stage_outcomes_total{kind="GradingRun",outcome="succeeded"} 1.0' in metrics
+
+    operator.stop(signal.SIGKILL)
+    operator.start()
+    until(
+        "the restarted operator's first reconcile",
+        lambda: 'result="success"' in operator.get(operator.metrics, "/metrics"),
+        operator,
+    )
+    assert get(kubectl, "job", JOB)["metadata"]["uid"] == job["metadata"]["uid"]
+    assert len(kubectl("get", "jobs", "-o", "name").stdout.split()) == 1
+    events = get(kubectl, "events", "--field-selector", "involvedObject.name=qwen7b-pool")["items"]
+    assert [e["reason"] for e in events].count("Created") == 1
+
+    kubectl("delete", "gradingrun", "qwen7b-pool", "--timeout=60s")
+    assert kubectl("get", "job", JOB, check=False).returncode != 0
+    kept = get(kubectl, "pvc", JOB)
+    assert not kept["metadata"].get("ownerReferences")  # Retain: released, so garbage collection keeps it
