@@ -129,3 +129,25 @@ def test_failed_job_and_stuck_pod_warn_once() -> None:
     first = plan(POOL, stuck, {}, NOW, never)
     assert ("Warning", "ImagePullError") in reasons(first)
     assert plan(applied(POOL, first), stuck, {}, NOW, never).events == []
+
+
+def test_sft_without_a_model_is_built_with_the_model_of_its_banks_grading_run() -> None:
+    """The handlers' build step (the one that meets manifests.build_children): the same base-model rule
+    as `adacot run`, through the namespace's other resources."""
+    from adacot_operator.handlers import _build, _parse_all
+
+    names = [("GradingRun", "qwen7b-pool"), ("GradingRun", "qwen7b-eval"), ("DifficultyBank", "qwen7b-bank"),
+             ("DistillationJob", "qwen7b-distil"), ("SFTJob", "qwen7b-sft")]  # fmt: skip
+    bodies = {(kind, name): sample(kind, name) for kind, name in names}
+    models = _parse_all(bodies)
+    distil = {
+        **bodies[("DistillationJob", "qwen7b-distil")],
+        "status": {"output": {"claim": "d", "path": "ml/d"}},
+    }
+    children = _build(
+        models[("SFTJob", "qwen7b-sft")], {("DistillationJob", "qwen7b-distil"): distil}, models
+    )
+    config = next(c for c in children if c["kind"] == "ConfigMap")
+    assert "path: /mnt/adacot/claims/models/Qwen2.5-7B-Instruct" in config["data"]["spec.yaml"]
+    job = next(c for c in children if c["kind"] == "Job")
+    assert "--dataset" in job["spec"]["template"]["spec"]["containers"][0]["command"]
