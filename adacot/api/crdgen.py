@@ -141,8 +141,13 @@ class _Dumper(yaml.SafeDumper):
     """SafeDumper that writes multi-paragraph descriptions as literal blocks, which read as text."""
 
 
+#: Plain scalars YAML 1.1 readers (kubectl's go-yaml) take for booleans but PyYAML writes bare: the
+#: property `n` (sampling.n) must reach the API server as "n", not as "false".
+_YAML11_BOOLS = frozenset({"y", "Y", "n", "N"})
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    style = "|" if "\n" in value else '"' if value in _YAML11_BOOLS else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

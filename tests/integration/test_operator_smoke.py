@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from adacot_operator.names import child_name
 from k8s_objects import sample
 from kube.fixtures import make_kubectl
@@ -90,9 +89,7 @@ def until(what: str, check: Callable[[], Any], operator: Operator) -> Any:
 @pytest.fixture
 def cluster(kube_api: Any, tmp_path: Path) -> Iterator[tuple[Any, Operator]]:
     kubectl = make_kubectl(kube_api)
-    # As JSON: kubectl's YAML 1.1 reader turns the bare key `n` (sampling.n) of crds/*.yaml into "false".
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        kubectl("apply", "-f", "-", input=json.dumps(yaml.safe_load(path.read_text())))
+    kubectl("apply", "-f", str(REPO / "crds"))
     operator = Operator(Path(kube_api.kubeconfig), tmp_path / "operator.log")
     operator.start()
     try:
@@ -111,6 +108,7 @@ def test_gradingrun_gets_children_status_events_and_completes(
     kubectl, operator = cluster
     run = sample("GradingRun", "qwen7b-pool")
     run["metadata"] = {"name": "qwen7b-pool", "namespace": "default"}
+    # As JSON: kubectl reads YAML 1.1, where a bare key `n` (spec.sampling.n) means false.
     kubectl("apply", "-f", "-", input=json.dumps(run))
 
     job = until("the Job", lambda: get(kubectl, "job", JOB), operator)

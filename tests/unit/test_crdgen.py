@@ -303,3 +303,12 @@ def test_helper_transition_rules_only_on_update(demo_crds: Any) -> None:
     assert validate_object(new, crds=demo_crds) == []  # create: oldSelf rules are skipped
     assert validate_object(new, demo_object(), crds=demo_crds) == ["spec: model is immutable"]
     assert validate_object(demo_object(), demo_object(), crds=demo_crds) == []
+
+
+def test_yaml_11_boolean_words_are_quoted_for_kubectl() -> None:
+    """kubectl reads YAML 1.1: a bare `n:` key (sampling.n) would reach the API server as "false"."""
+    text = render({"spec": {"properties": {"n": {"type": "integer"}, "y": {}, "name": {}}}})
+    assert '"n":' in text and '"y":' in text and " name:" in text
+    assert yaml.safe_load(text.split("---\n", 1)[1])["spec"]["properties"].keys() == {"n", "y", "name"}
+    committed = "".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "crds").glob("*.yaml"))
+    assert not any(line.strip() in ("n:", "y:", "N:", "Y:") for line in committed.splitlines())
