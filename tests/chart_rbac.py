@@ -1,8 +1,8 @@
 """Kubernetes RBAC evaluated over the chart's rendered objects: may this ServiceAccount make this request?
 
 Callers: tests/unit/test_chart_rbac.py (a table of the operator's and the stage pods' API calls) and the
-operator end-to-end tests, which feed the API emulator's request log through `denied` to prove the
-chart grants everything the real operator did and nothing it needs is missing. The request-to-attributes
+chart's end-to-end test (tests/integration/test_chart_e2e.py), which feeds the API emulator's request log
+of the real operator through `denied_log`: every call it made must be granted. The request-to-attributes
 mapping follows the API server's RequestInfoFactory (verb from method, `?watch`, name presence;
 subresources as `resource/sub`); authorization follows the RBAC authorizer (rules are additive; Roles
 count only in their namespace; a ClusterRole bound by a RoleBinding only in the binding's namespace).
@@ -130,3 +130,22 @@ def denied(
         if attrs is not None and not allowed(rules, attrs):
             refused.append(f"{method} {url} ({attrs.verb} {attrs.group or 'core'}/{attrs.resource})")
     return refused
+
+
+def denied_log(
+    objs: list[dict[str, Any]], account: str, account_namespace: str, entries: list[dict[str, Any]]
+) -> list[str]:
+    """Like `denied`, for the API emulator's request log (entries carry verb/group/resource/...;
+    discovery requests have no verb and are skipped)."""
+    rules = rules_for(objs, account, account_namespace)
+    refused = []
+    for e in entries:
+        if not e.get("verb"):
+            continue
+        resource = f"{e['resource']}/{e['subresource']}" if e.get("subresource") else e["resource"]
+        attrs = Attributes(e["verb"], e.get("group") or "", resource, e.get("namespace"), e.get("name"))
+        if not allowed(rules, attrs):
+            refused.append(
+                f"{e['method']} {e['path']} ({attrs.verb} {attrs.group or 'core'}/{attrs.resource})"
+            )
+    return sorted(set(refused))
