@@ -70,8 +70,10 @@ def extract_tools(cache_root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def layer_tools(request: pytest.FixtureRequest) -> dict[str, Path]:
-    return extract_tools(request.config.cache.mkdir("adacot-tools"))
+def layer_tools(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`: extract per session
+    root = cache.mkdir("adacot-tools") if cache is not None else tmp_path_factory.mktemp("adacot-tools")
+    return extract_tools(Path(root))
 
 
 @pytest.fixture(scope="session")
