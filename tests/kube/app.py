@@ -7,13 +7,12 @@ KubernetesEmulator lacks the semantics in store.py; here `_handle` dispatches st
 Called by server.py. Each request is logged as one JSON line (method, path, verb, resource, namespace,
 name, subresource, user agent, code) for RBAC checks; bodies and headers other than the user agent are
 never logged, so secrets stay out of the log. Limits: no authentication or authorization (any
-bearer token is accepted), no protobuf, no pagination (limit is ignored, no `continue`), no
-aggregated discovery, watch bookmarks only as a first BOOKMARK when asked for with sendInitialEvents.
+bearer token is accepted), protobuf request bodies only for the kinds protobuf.py decodes, no
+pagination (limit is ignored, no `continue`), no aggregated discovery. Watch streams: watch.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import traceback
 from pathlib import Path
@@ -26,10 +25,9 @@ import yaml
 
 from . import discovery, errors, protobuf
 from .resources import ResourceType
-from .store import Event, Store
+from .store import Store
 from .tables import table
-
-WATCH_DEFAULT_TIMEOUT_S = 1800
+from .watch import WatchStream
 
 
 @attrs.define(kw_only=True)
@@ -51,6 +49,10 @@ class ApiServer(kmock.RawHandler):
             elif route.verb == "watch":
                 self._log(raw, route, 200)
                 return await self._watch(raw, route)
+            elif raw.query.get("dryRun") == "All":
+                data = await _read_body(raw)
+                with self.store.dry_run():
+                    response = self._resource(raw, route, data)
             else:
                 response = self._resource(raw, route, await _read_body(raw))
         except errors.ApiError as exc:
@@ -132,6 +134,8 @@ class ApiServer(kmock.RawHandler):
         if route.verb == "update":
             obj, warnings = store.update(rt, ns, name, _body(data), route.subresource, strictness)
             return json_response(obj, 200, warnings)
+        if route.verb == "patch" and raw.content_type == "application/apply-patch+yaml":
+            return self._server_side_apply(rt, ns, name, data, route.subresource, strictness)
         if route.verb == "patch":
             obj, warnings = store.patch(rt, ns, name, data, raw.content_type, route.subresource, strictness)
             return json_response(obj, 200, warnings)
@@ -148,6 +152,22 @@ class ApiServer(kmock.RawHandler):
             return json_response(_list(rt, items, str(store.rv)))
         raise errors.method_not_allowed()
 
+    def _server_side_apply(
+        self, rt: ResourceType, ns: str, name: str, data: Any, subresource: str | None, strictness: str
+    ) -> aiohttp.web.Response:
+        """Apply patches create what is missing (201) and merge into what exists (200)."""
+        try:
+            self.store.get(rt, ns, name)
+        except errors.ApiError as exc:
+            if exc.code != 404 or subresource:
+                raise
+            obj, warnings = self.store.create(rt, ns, _body(data), strictness)
+            return json_response(obj, 201, warnings)
+        obj, warnings = self.store.patch(
+            rt, ns, name, data, "application/apply-patch+yaml", subresource, strictness
+        )
+        return json_response(obj, 200, warnings)
+
     def _render(
         self, raw: aiohttp.web.BaseRequest, rt: ResourceType, items: list[dict[str, Any]], single: bool
     ) -> aiohttp.web.Response:
@@ -159,83 +179,14 @@ class ApiServer(kmock.RawHandler):
 
     # -- watch -----------------------------------------------------------------------------------
     async def _watch(self, raw: aiohttp.web.BaseRequest, route: Route) -> aiohttp.web.StreamResponse:
-        rt, query, store = route.rt, raw.query, self.store
-        assert rt is not None
-        fields = ",".join(
-            f for f in (query.get("fieldSelector"), route.name and f"metadata.name={route.name}") if f
-        )
-        match = store.matcher(rt, route.namespace, query.get("labelSelector"), fields)
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        def listener(event: Event) -> None:
-            if event.key == rt.key:
-                queue.put_nowait(event)
-
-        since = query.get("resourceVersion", "")
-        try:  # no await between subscribing and reading the state: nothing is missed or repeated
-            backlog = [] if since in ("", "0") else store.events_since(int(since))
-            initial = (
-                [Event(store.rv, "ADDED", rt.key, o) for o in store.list_objects(rt, route.namespace)]
-                if since in ("", "0")
-                else []
+        assert route.rt is not None
+        query = dict(raw.query)
+        if route.name:  # the legacy watch of one object: GET .../name?watch=true
+            query["fieldSelector"] = ",".join(
+                f for f in (query.get("fieldSelector"), f"metadata.name={route.name}") if f
             )
-        except errors.ApiError as exc:
-            backlog, initial = [], [Event(0, "ERROR", rt.key, exc.status())]
-        store.listeners.append(listener)
-        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(raw)
-        seen = {_ident(o) for o in store.list_objects(rt, route.namespace) if match(o)}
-        try:
-            for event in initial + backlog:
-                await _send(response, rt, store, event, match, seen, replay=True)
-            timeout = float(query.get("timeoutSeconds") or WATCH_DEFAULT_TIMEOUT_S)
-            await asyncio.wait_for(self._pump(response, rt, queue, match, seen), timeout)
-        except (asyncio.TimeoutError, ConnectionResetError):
-            pass
-        finally:
-            store.listeners.remove(listener)
-        return response
-
-    async def _pump(
-        self,
-        response: aiohttp.web.StreamResponse,
-        rt: ResourceType,
-        queue: asyncio.Queue[Event],
-        match: Any,
-        seen: set[tuple[str, str]],
-    ) -> None:
-        while True:
-            await _send(response, rt, self.store, await queue.get(), match, seen, replay=False)
-
-
-async def _send(
-    response: aiohttp.web.StreamResponse,
-    rt: ResourceType,
-    store: Store,
-    event: Event,
-    match: Any,
-    seen: set[tuple[str, str]],
-    replay: bool,
-) -> None:
-    """Write one watch event; an object leaving the selection is DELETED, one entering it ADDED."""
-    if event.type == "ERROR":
-        kind, obj = "ERROR", event.obj
-    else:
-        obj, ident = store.render(rt, event.obj), _ident(event.obj)
-        kind = event.type
-        if match(obj) and kind != "DELETED":
-            kind = "ADDED" if ident not in seen and not replay else kind
-            seen.add(ident)
-        elif ident in seen or (replay and match(obj)):
-            kind = "DELETED"
-            seen.discard(ident)
-        else:
-            return
-    await response.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-
-
-def _ident(obj: dict[str, Any]) -> tuple[str, str]:
-    return (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        stream = WatchStream(self.store, route.rt, route.namespace, query, raw.headers.get("Accept", ""))
+        return await stream.serve(raw)
 
 
 @attrs.frozen

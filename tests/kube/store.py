@@ -13,11 +13,12 @@ namespace), no managedFields, core/v1 and events.k8s.io/v1 Events are separate c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -61,6 +62,17 @@ class Store:
         namespaces = self.resolve("", "v1", "namespaces")
         for name in DEFAULT_NAMESPACES:
             self.create(namespaces, "", {"metadata": {"name": name}})
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """dryRun=All: run the request in full (admission, defaulting, errors), then forget it."""
+        saved = (copy.deepcopy(self.objects), dict(self.uids), dict(self.types), self.rv, list(self.history))
+        listeners, self.listeners = self.listeners, []
+        try:
+            yield
+        finally:
+            self.objects, self.uids, self.types, self.rv, history = saved
+            self.history, self.listeners = deque(history, maxlen=HISTORY), listeners
 
     # -- types -----------------------------------------------------------------------------------
     def register(self, rt: ResourceType) -> None:
@@ -187,6 +199,13 @@ class Store:
     def delete(self, rt: ResourceType, ns: str, name: str, options: Obj | None = None) -> Obj:
         options = options or {}
         obj = self._current(rt, ns, name)
+        if rt.kind == "Namespace" and name in ("default", "kube-system", "kube-public"):
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                {"name": name, "kind": "namespaces"},
+            )
         pre = options.get("preconditions") or {}
         if pre.get("uid") not in (None, obj["metadata"]["uid"]) or pre.get("resourceVersion") not in (
             None,
