@@ -24,6 +24,7 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -114,8 +115,8 @@ class LocalKubelet:
     def stop(self) -> None:
         """Stop watching and kill every process still running (their pods are left as they are)."""
         self._stop.set()
-        with contextlib.suppress(Exception):
-            self._watch_response.close()
+        with contextlib.suppress(Exception):  # unblocks the watch thread's read (close() would wait for it)
+            self._watch_response.connection.sock.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
             thread.join(timeout=10)
         for run in self.pods.values():
@@ -394,9 +395,12 @@ def _pod_manifest(job: dict[str, Any], index: int | None) -> dict[str, Any]:
     labels = {**(template.get("metadata") or {}).get("labels", {}), **tags}
     annotations = {**(template.get("metadata") or {}).get("annotations", {})}
     spec = {**template["spec"], "nodeName": "local-kubelet"}
-    if index is not None:
+    if index is not None:  # the controller's own env var, read from the annotation
         annotations[INDEX_KEY] = str(index)
         spec["hostname"] = f"{meta['name']}-{index}"
+        source = {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}
+        env = [{"name": "JOB_COMPLETION_INDEX", "valueFrom": source}]
+        spec["containers"] = [{**c, "env": [*(c.get("env") or []), *env]} for c in spec["containers"]]
     owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
              "controller": True, "blockOwnerDeletion": True}  # fmt: skip
     return {"apiVersion": "v1", "kind": "Pod", "spec": spec,

@@ -51,7 +51,7 @@ def get(kube_api: Any, kind: str, name: str) -> dict[str, Any]:
 
 
 def wait(kube_api: Any, target: str, condition: str, timeout: int = 90) -> None:
-    kubectl(kube_api, "wait", target, f"--for={condition}", f"--timeout={timeout}s")
+    kubectl(kube_api, "wait", *target.split(), f"--for={condition}", f"--timeout={timeout}s")
 
 
 def job(name: str, program: str, **spec: Any) -> dict[str, Any]:
@@ -165,16 +165,16 @@ def test_suspend_kills_the_process_and_resume_runs_it_again(
             time.sleep(0.05)
     """
     apply(kube_api, job("pausable", program))
-    wait(kube_api, "pod -l job-name=pausable", "jsonpath={.status.phase}=Running")
+    wait(kube_api, "job/pausable", "jsonpath={.status.ready}=1")
     kubectl(kube_api, "patch", "job", "pausable", "--type=merge", "-p", '{"spec": {"suspend": true}}')
     wait(kube_api, "job/pausable", "condition=Suspended")
-    wait(kube_api, "pod -l job-name=pausable", "delete")
+    assert pods(kube_api, "pausable") == []  # deleted before the Job was marked Suspended
     (first_pid,) = (int(line) for line in started.read_text().split())
     assert not Path(f"/proc/{first_pid}").exists()  # the process group was killed with the pod
     assert get(kube_api, "job", "pausable")["status"]["active"] == 0
 
     kubectl(kube_api, "patch", "job", "pausable", "--type=merge", "-p", '{"spec": {"suspend": false}}')
-    wait(kube_api, "pod -l job-name=pausable", "jsonpath={.status.phase}=Running")
+    wait(kube_api, "job/pausable", "jsonpath={.status.ready}=1")
     gate.touch()
     wait(kube_api, "job/pausable", "condition=Complete")
     assert len(started.read_text().split()) == 2  # it ran again from the start after the resume
@@ -197,6 +197,7 @@ def test_a_pod_waits_for_its_secret(kube_api: Any, kubelet: LocalKubelet) -> Non
     program = "import os, sys; sys.exit(0 if os.environ['KEY'] == 'v' else 1)"
     apply(kube_api, job("patient", program, container={"env": env}))
     waiting = "jsonpath={.status.containerStatuses[0].state.waiting.reason}=CreateContainerConfigError"
+    kubectl(kube_api, "wait", "job/patient", "--for=create", "--timeout=60s")
     wait(kube_api, "pod -l job-name=patient", waiting)
     (pod,) = pods(kube_api, "patient")
     assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == 'secret "late" not found'
@@ -206,7 +207,7 @@ def test_a_pod_waits_for_its_secret(kube_api: Any, kubelet: LocalKubelet) -> Non
 
 def test_deleting_a_job_kills_its_process(kube_api: Any, kubelet: LocalKubelet) -> None:
     apply(kube_api, job("doomed", "import time; time.sleep(600)"))
-    wait(kube_api, "pod -l job-name=doomed", "jsonpath={.status.phase}=Running")
+    wait(kube_api, "job/doomed", "jsonpath={.status.ready}=1")
     (run,) = kubelet.pods_of("doomed")
     kubectl(kube_api, "delete", "job", "doomed", "--wait=true")
     assert run.process is not None
