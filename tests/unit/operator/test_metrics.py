@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+    found: float | None = metrics.registry.get_sample_value(name, labels)
+    return found
 
 
 def cond(type_: str, status: str, at: str) -> dict[str, str]:
