@@ -1,7 +1,13 @@
-"""`adacot demo`: the README's main job (see adacot.demo for what it runs today)."""
+"""`adacot demo` (what `make demo` runs): the whole method on this machine with models trained on the spot.
+
+Trains a student and a teacher on synthetic sums, serves the teacher with vLLM, writes distill.yaml and
+runs it with the local runner (grade, bank, distil adaptive + ablation, SFT, evaluate), then writes the
+report. Steps live in adacot.demo.pipeline; exit code 1 when a stage failed.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -13,12 +19,23 @@ import click
     default=".adacot/demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo writes its artifacts.",
+    help="Models, distill.yaml, stage artifacts and the report go here; a rerun reuses them.",
 )
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1), help="Verifier workers.")
-def demo(workdir: Path, workers: int) -> None:
-    """Run the end-to-end demo on bundled data."""
-    from adacot.demo import run_demo
+@click.option("--quick", is_flag=True, help="A small version (tiny training, few questions) for tests.")
+@click.option("--fresh", is_flag=True, help="Delete the workdir first (retrain, rerun every stage).")
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="torch threads in the demo process (one is fastest on a shared machine).",
+)
+@click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
+def demo(workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool) -> None:
+    """Train tiny models, distil adaptively and uniformly, fine-tune, evaluate, report."""
+    from adacot.demo.pipeline import run_demo
 
-    run_demo(workdir, workers=workers, echo=click.echo)
-    click.echo(f"artifacts: {workdir / 'verified'}")
+    result = run_demo(workdir, quick=quick, fresh=fresh, progress=progress, threads=threads, echo=click.echo)
+    click.echo(f"report: {result.report}")
+    if not result.ok:
+        sys.exit(1)

@@ -60,10 +60,12 @@ def grading_run(evaluation: EvaluationSpec, dataset: EvalSet, model: ModelSpec, 
         verification=evaluation.verification,
         grader=GraderSpec(method="passRate", solved_rule="any"),
     )
-    if sampling.n < 2:  # see the module docstring: model_copy skips the n >= 2 rule of the pass-rate grader
-        spec = spec.model_copy(update={"sampling": sampling})
     name = f"eval-{label}-{slug(dataset.name)}"[:52].strip("-")
-    return GradingRun(metadata=ObjectMeta(name=name), spec=spec)
+    run = GradingRun(metadata=ObjectMeta(name=name), spec=spec)
+    if sampling.n < 2:  # see the module docstring: model_copy skips the n >= 2 rule of the pass-rate grader
+        # (on the resource, not the spec: building the resource validates its spec again)
+        run = run.model_copy(update={"spec": spec.model_copy(update={"sampling": sampling})})
+    return run
 
 
 def evaluate_model(

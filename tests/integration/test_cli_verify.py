@@ -1,4 +1,4 @@
-"""`adacot verify math|code` and `adacot demo` on the bundled examples, through the real command."""
+"""`adacot verify math|code` on the bundled examples, through the real command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from adacot.cli.main import main
-from adacot.demo import example_path, run_demo
+from adacot.demo import example_path
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +81,3 @@ def test_tests_given_as_a_json_string_are_accepted(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["verify", "code", "-i", str(src), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert _rows(out)[0]["correct"] is True
-
-
-def test_demo_writes_a_complete_artifact(tmp_path: Path) -> None:
-    lines: list[str] = []
-    summary = run_demo(tmp_path, workers=2, echo=lines.append)
-    artifact = tmp_path / "verified"
-    assert (artifact / "_SUCCESS").exists()
-    manifest = json.loads((artifact / "MANIFEST.json").read_text())
-    assert manifest["total_records"] == summary["records"] == 20
-    assert summary["agree_with_labels"] == "20/20"
-    assert any("DistillationJob/qwen7b-distil <- DifficultyBank/qwen7b-bank" in line for line in lines)

@@ -1,0 +1,155 @@
+"""The demo's sizes and its distill.yaml: the same multi-document YAML `kubectl apply -f` takes.
+
+Callers: adacot.demo.pipeline. Pure: sizes in, documents out (plus writing the question files).
+
+The file holds the method and its ablation in miniature, all in one namespace:
+
+    pool (GradingRun, bankRef) ──▶ bank (DifficultyBank) ──▶ adaptive (DistillationJob, fromGradingRun: eval)
+    eval (GradingRun: P_eval) ─────────────────────────────┘ └▶ ablation (DistillationJob, same N and seed,
+                                                               uniform table over levels 0..5)
+    adaptive ──▶ adaptive-sft (SFTJob, evaluation on the test set, compareBase: accuracy before/after)
+    ablation ──▶ ablation-sft (SFTJob, evaluation on the same test set)
+
+Grading uses the pass-rate grader (a PRM means nothing for a million-parameter model): k samples at
+temperature 0.7, solved only when every sample is right, and the share right maps to levels 1..5 with
+the default bins (so with k = 5 each unsolved level is one more wrong sample). Pool, eval and test
+questions are disjoint sums.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adacot.api.common import Endpoint
+from adacot.demo.pretrain import TrainPlan
+from adacot.demo.synthetic import sums
+
+API_VERSION = "adacot.dev/v1alpha1"
+UNIFORM = {str(level): 1.0 for level in range(6)}
+KV_CACHE_BYTES = str(256 << 20)  # vLLM's CPU build otherwise reserves a share of the host's memory
+MAX_MODEL_LEN = 256
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """Everything that makes the demo long or short."""
+
+    pool: int
+    eval: int
+    test: int
+    distill: int
+    k: int
+    student: TrainPlan
+    teacher: TrainPlan
+    sft_epochs: float
+    grading_engine: str
+
+
+FULL = DemoSize(
+    pool=600, eval=200, test=200, distill=200, k=5, sft_epochs=10, grading_engine="vllm",
+    student=TrainPlan(steps=1000, seed=1), teacher=TrainPlan(steps=1500, seed=2),
+)  # fmt: skip
+QUICK = DemoSize(
+    pool=120, eval=60, test=60, distill=40, k=4, sft_epochs=10, grading_engine="transformers",
+    student=TrainPlan(steps=600, seed=1), teacher=TrainPlan(steps=400, seed=2),
+)  # fmt: skip
+
+
+def write_questions(root: Path, size: DemoSize, seed: int = 0) -> dict[str, Path]:
+    """pool.jsonl, eval.jsonl and test.jsonl under `root`: disjoint sums, equal shares of 1-3 digits."""
+    items = sums(size.pool + size.eval + size.test, seed)
+    parts = {"pool": items[: size.pool], "eval": items[size.pool : size.pool + size.eval]}
+    parts["test"] = items[size.pool + size.eval :]
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, rows in parts.items():
+        paths[name] = root / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(s.row()) + "\n" for s in rows))
+    return paths
+
+
+def documents(root: Path, size: DemoSize, student: Path, teacher: Endpoint) -> list[dict[str, Any]]:
+    """The eight resources, paths relative to `root` (where the YAML is written)."""
+    model = {"path": os.path.relpath(student, root), "maxModelLen": MAX_MODEL_LEN}
+    docs = [
+        _doc("GradingRun", "pool", {**_grading(size, "pool.jsonl", model), "bankRef": {"name": "bank"}}),
+        _doc("GradingRun", "eval", _grading(size, "eval.jsonl", model)),
+        _doc("DifficultyBank", "bank", {}),
+        _doc("DistillationJob", "adaptive", _distil(size, teacher, {"fromGradingRun": {"name": "eval"}})),
+        _doc("DistillationJob", "ablation", _distil(size, teacher, {"table": UNIFORM})),
+        _doc("SFTJob", "adaptive-sft", _sft(size, "adaptive", compare_base=True)),
+        _doc("SFTJob", "ablation-sft", _sft(size, "ablation", compare_base=False)),
+    ]
+    return docs
+
+
+def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def _inference(engine: str) -> dict[str, Any]:
+    options = {"extraArgs": ["--kv-cache-memory-bytes", KV_CACHE_BYTES]}
+    return {"engine": engine, "batchSize": 64, **({"vllm": options} if engine == "vllm" else {})}
+
+
+_PROMPT = {"instruction": ""}  # the question alone: what the models were trained on (see synthetic.py)
+_VERIFY = {"workers": 1}
+
+
+def _grading(size: DemoSize, path: str, model: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "questions": {"path": path, "fields": {"id": "id"}},
+        "model": model,
+        "inference": _inference(size.grading_engine),
+        "prompt": _PROMPT,
+        "sampling": {"n": size.k, "maxTokens": 16, "temperature": 0.7, "topP": 1.0, "seed": 0},
+        "grader": {"method": "passRate", "solvedRule": "threshold", "solvedThreshold": 1.0},
+        "verification": _VERIFY,
+        "resources": {"gpus": 0},
+    }
+
+
+def _distil(size: DemoSize, teacher: Endpoint, distribution: dict[str, Any]) -> dict[str, Any]:
+    endpoint = teacher.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    return {
+        "bankRef": {"name": "bank"},
+        "distribution": distribution,
+        "size": size.distill,
+        "seed": 0,
+        "teacher": {
+            "endpoint": endpoint,
+            "prompt": _PROMPT,
+            "sampling": {"temperature": 0.6, "topP": 0.95, "maxTokens": 64, "seed": 0},
+            "maxAttempts": 2,
+        },
+        "verification": _VERIFY,
+        "resources": {"gpus": 0},
+    }
+
+
+def _sft(size: DemoSize, job: str, *, compare_base: bool) -> dict[str, Any]:
+    training = {
+        "epochs": size.sft_epochs, "learningRate": 1e-3, "perDeviceBatchSize": 8,
+        "gradientAccumulationSteps": 1, "lrScheduler": "constant", "warmupRatio": 0,
+        "maxSeqLength": MAX_MODEL_LEN, "packing": False, "gradientCheckpointing": False,
+        "loggingSteps": 1, "saveSteps": 1000, "precision": "fp32",
+    }  # fmt: skip
+    evaluation = {
+        "datasets": [{"name": "test", "path": "test.jsonl", "fields": {"id": "id"}}],
+        "sampling": {"n": 1, "maxTokens": 64, "temperature": 0.0, "seed": 0},  # greedy accuracy
+        "prompt": _PROMPT,
+        "inference": _inference("transformers"),
+        "verification": _VERIFY,
+        "compareBase": compare_base,
+    }
+    return {
+        "dataset": {"distillationJobRef": {"name": job}},
+        "training": training,
+        "deepspeed": {"stage": 0},
+        "resources": {"gpus": 0},
+        "evaluation": evaluation,
+    }
