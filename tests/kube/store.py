@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import errors
+from . import builtins, errors
 from .patches import apply_patch
 from .resources import BUILTINS, ResourceType, crd_names_status, from_crd
 from .selectors import field_matcher, label_matcher
@@ -279,11 +279,17 @@ class Store:
                         'must be spec.names.plural+"."+spec.group',
                     )
                 ]
+        if old is not None and not causes:
+            causes = builtins.on_update(rt.kind, obj, old)
         if causes:
             raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""), causes)
         return obj, []
 
     def _on_create(self, rt: ResourceType, obj: Obj) -> None:
+        if rt.crd is None:
+            causes = builtins.on_create(rt.kind, obj)
+            if causes:
+                raise errors.invalid(rt.kind, rt.group, obj["metadata"]["name"], causes)
         if rt.kind == "Namespace":
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}

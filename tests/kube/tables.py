@@ -3,8 +3,8 @@
 Called by app.py for list and get requests. Custom resources: Name plus the CRD version's
 additionalPrinterColumns (JSONPath; `date` columns rendered as the server does, a human duration such
 as "5m"; a missing value is null, which kubectl prints as an empty cell), or Name and Age when the CRD
-declares none. Built-in kinds get Name, one or two kind-specific columns and Age (a real server has a
-full printer per kind: READY/RESTARTS for pods and so on are not reproduced). Rows carry the object as
+declares none. Built-in kinds get Name, their main kind-specific columns and Age (a real server's
+printers have more: wide-only and rarely read columns are not reproduced). Rows carry the object as
 `includeObject` asks (Metadata by default: a PartialObjectMetadata).
 """
 
@@ -30,15 +30,82 @@ AGE = {
     "description": "CreationTimestamp is a timestamp representing the server time when this object was "
     "created.",
 }
+
+
+def _col(name: str, compute: Any, kind: str = "string", priority: int = 0) -> dict[str, Any]:
+    return {"name": name, "type": kind, "compute": compute, "priority": priority}
+
+
+def _count(*fields: str) -> Any:
+    return lambda o: sum(len(o.get(f) or {}) for f in fields)
+
+
+def _pod_status(pod: dict[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        reason = (state.get("terminated") or state.get("waiting") or {}).get("reason")
+        if reason:
+            return str(reason)
+    return str((pod.get("status") or {}).get("phase", ""))
+
+
+def _job_status(job: dict[str, Any]) -> str:
+    true = {c["type"] for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    return next(
+        (t for t in ("Failed", "Complete", "Suspended", "FailureTarget", "SuccessCriteriaMet") if t in true),
+        "Running",
+    )
+
+
+def _statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((pod.get("status") or {}).get("containerStatuses") or [])
+
+
 BUILTIN_COLUMNS: dict[str, list[dict[str, Any]]] = {
-    "Namespace": [{"name": "Status", "type": "string", "jsonPath": ".status.phase"}],
-    "Pod": [{"name": "Status", "type": "string", "jsonPath": ".status.phase"}],
-    "Job": [
-        {"name": "Status", "type": "string", "jsonPath": ".status.conditions[-1:].type"},
-        {"name": "Completions", "type": "string", "jsonPath": ".status.succeeded"},
+    "Namespace": [_col("Status", lambda o: (o.get("status") or {}).get("phase"))],
+    "ConfigMap": [_col("Data", _count("data", "binaryData"), "integer")],
+    "Secret": [_col("Type", lambda o: o.get("type")), _col("Data", _count("data"), "integer")],
+    "Pod": [
+        _col(
+            "Ready",
+            lambda o: (
+                f"{sum(bool(s.get('ready')) for s in _statuses(o))}/"
+                f"{len((o.get('spec') or {}).get('containers') or [])}"
+            ),
+        ),
+        _col("Status", _pod_status),
+        _col("Restarts", lambda o: sum(s.get("restartCount", 0) for s in _statuses(o)), "integer"),
     ],
-    "PersistentVolumeClaim": [{"name": "Status", "type": "string", "jsonPath": ".status.phase"}],
-    "Secret": [{"name": "Type", "type": "string", "jsonPath": ".type"}],
+    "Job": [
+        _col("Status", _job_status),
+        _col(
+            "Completions",
+            lambda o: (
+                f"{(o.get('status') or {}).get('succeeded', 0)}/{(o.get('spec') or {}).get('completions', 1)}"
+            ),
+        ),
+    ],
+    "PersistentVolumeClaim": [
+        _col("Status", lambda o: (o.get("status") or {}).get("phase")),
+        _col("Volume", lambda o: (o.get("spec") or {}).get("volumeName", "")),
+    ],
+    "Service": [
+        _col("Type", lambda o: (o.get("spec") or {}).get("type")),
+        _col("Cluster-IP", lambda o: (o.get("spec") or {}).get("clusterIP")),
+    ],
+    "Event": [
+        _col("Type", lambda o: o.get("type")),
+        _col("Reason", lambda o: o.get("reason")),
+        _col(
+            "Object",
+            lambda o: "/".join(
+                str((o.get("involvedObject") or o.get("regarding") or {}).get(k, ""))
+                for k in ("kind", "name")
+            ).lower(),
+        ),
+        _col("Message", lambda o: o.get("message") or o.get("note")),
+    ],
+    "Lease": [_col("Holder", lambda o: (o.get("spec") or {}).get("holderIdentity", ""))],
 }
 
 
@@ -52,7 +119,10 @@ def table(
     rt: ResourceType, items: list[dict[str, Any]], resource_version: str, include: str = "Metadata"
 ) -> dict[str, Any]:
     columns = columns_of(rt)
-    definitions = [NAME_COLUMN] + [
+    name_column = (
+        {**NAME_COLUMN, "priority": 1} if rt.kind == "Event" else NAME_COLUMN
+    )  # events lead with type
+    definitions = [name_column] + [
         {
             "name": c["name"],
             "type": c["type"],
@@ -90,6 +160,8 @@ def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any]:
 
 
 def cell(obj: dict[str, Any], column: dict[str, Any]) -> Any:
+    if "compute" in column:
+        return column["compute"](obj)
     values = jsonpath(obj, column["jsonPath"])
     if not values or values[0] is None:
         return None

@@ -230,6 +230,8 @@ def test_label_and_field_selectors(with_crds: Kubectl) -> None:
     def names(*selector: str) -> list[str]:
         return kubectl("get", "configmaps", *selector, "-o", "name").stdout.split()
 
+    table = kubectl("get", "configmaps", "-l", "app=db").stdout.split()
+    assert table[:3] == ["NAME", "DATA", "AGE"] and table[3:5] == ["c", "0"]
     assert names("-l", "app=web") == ["configmap/a", "configmap/b"]
     assert names("-l", "app=web,tier!=front") == ["configmap/b"]
     assert names("-l", "tier in (front,back)") == ["configmap/a", "configmap/b"]
@@ -381,5 +383,5 @@ def test_server_side_apply_dry_run_and_get_watch(kube_api: KubeApi, kubectl: Kub
     kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=changed)
     assert kube_api.objects("configmaps", "default")[0]["data"] == {"a": "1"}  # the dry run stored nothing
     watched = kubectl("get", "configmaps", "--watch", "--request-timeout=2s").stdout.split()
-    assert watched[:2] == ["NAME", "AGE"]
+    assert watched[:3] == ["NAME", "DATA", "AGE"]
     assert "ssa" in watched

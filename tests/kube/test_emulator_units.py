@@ -166,3 +166,40 @@ def test_namespace_deletion_removes_its_content_and_default_is_protected() -> No
     with pytest.raises(ApiError) as terminating_missing:
         store.create(cms, "tmp", {"metadata": {"name": "late"}})
     assert terminating_missing.value.message == 'namespaces "tmp" not found'
+
+
+def test_jobs_get_the_servers_selector_labels_defaults_and_immutable_template() -> None:
+    store = Store()
+    jobs = store.resolve("batch", "v1", "jobs")
+    spec = {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x"}]}}}
+    job, _ = store.create(jobs, "default", {"metadata": {"name": "j"}, "spec": spec})
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"]["job-name"] == "j"
+    assert (job["spec"]["backoffLimit"], job["spec"]["completions"], job["spec"]["parallelism"]) == (6, 1, 1)
+    change = {"spec": {"template": {"spec": {"containers": [{"name": "m", "image": "y"}]}}}}
+    with pytest.raises(ApiError) as immutable:
+        store.patch(jobs, "default", "j", change, "application/strategic-merge-patch+json")
+    assert (
+        immutable.value.message
+        == 'Job.batch "j" is invalid: spec.template: Invalid value: "object": field is immutable'
+    )
+    done = {"status": {"succeeded": 1}}
+    assert (
+        store.patch(jobs, "default", "j", done, "application/merge-patch+json", "status")[0]["status"]
+        == done["status"]
+    )
+    spec["template"]["spec"]["restartPolicy"] = "Always"
+    with pytest.raises(ApiError) as restart:
+        store.create(jobs, "default", {"metadata": {"name": "k"}, "spec": spec})
+    assert (
+        restart.value.details
+        and restart.value.details["causes"][0]["field"] == "spec.template.spec.restartPolicy"
+    )
+
+
+def test_secret_string_data_is_folded_into_data() -> None:
+    store = Store()
+    secrets = store.resolve("", "v1", "secrets")
+    secret, _ = store.create(secrets, "default", {"metadata": {"name": "s"}, "stringData": {"token": "abc"}})
+    assert secret["data"] == {"token": "YWJj"} and secret["type"] == "Opaque" and "stringData" not in secret
