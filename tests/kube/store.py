@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import builtins, errors
+from .crd_checks import crd_causes
 from .patches import apply_patch
 from .resources import BUILTINS, ResourceType, crd_names_status, from_crd
 from .selectors import field_matcher, label_matcher
@@ -268,17 +269,7 @@ class Store:
             return admit_custom(rt, obj, old, strictness)
         causes = name_causes(rt, obj["metadata"])
         if rt.kind == "CustomResourceDefinition" and not causes:
-            spec = obj.get("spec") or {}
-            expected = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
-            if obj["metadata"]["name"] != expected:
-                causes = [
-                    cause(
-                        "FieldValueInvalid",
-                        "metadata.name",
-                        f'Invalid value: "{obj["metadata"]["name"]}": '
-                        'must be spec.names.plural+"."+spec.group',
-                    )
-                ]
+            causes = crd_causes(obj)
         if old is not None and not causes:
             causes = builtins.on_update(rt.kind, obj, old)
         if causes:

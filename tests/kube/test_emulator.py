@@ -385,3 +385,19 @@ def test_server_side_apply_dry_run_and_get_watch(kube_api: KubeApi, kubectl: Kub
     watched = kubectl("get", "configmaps", "--watch", "--request-timeout=2s").stdout.split()
     assert watched[:3] == ["NAME", "DATA", "AGE"]
     assert "ssa" in watched
+
+
+def test_crd_whose_rule_reads_an_undeclared_field_is_rejected(kubectl: Kubectl) -> None:
+    crd = yaml.safe_load((CRDS / "adacot.dev_gradingruns.yaml").read_text(encoding="utf-8"))
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["sampling"]["properties"]["false"] = spec["properties"]["sampling"]["properties"].pop(
+        "n"
+    )
+    done = kubectl("apply", "-f", "-", input=json.dumps(crd), check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        'The CustomResourceDefinition "gradingruns.adacot.dev" is invalid: spec.versions[0]'
+        ".schema.openAPIV3Schema.properties[spec].x-kubernetes-validations["
+    )
+    assert "compilation failed: ERROR: <input>:1:" in done.stderr and "undefined field 'n'" in done.stderr
+    assert kubectl("get", "crds", "-o", "name").stdout == ""
