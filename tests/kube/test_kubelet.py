@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from .fixtures import KubeApi, make_kubectl
 from .kubelet import LocalKubelet
 
 pytestmark = pytest.mark.integration
@@ -27,30 +27,24 @@ NS = "default"
 
 
 @pytest.fixture
-def kubelet(kube_api: Any, tmp_path: Path) -> Iterator[LocalKubelet]:
+def kubelet(kube_api: KubeApi, tmp_path: Path) -> Iterator[LocalKubelet]:
     with LocalKubelet(kube_api.kubeconfig, tmp_path / "node", max_running=2, grace_s=2) as running:
         yield running
 
 
-def kubectl(kube_api: Any, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kube_api.kubeconfig), "-n", NS, *args],
-        input=stdin, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if check and result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} -> {result.returncode}:\n{result.stderr}")
-    return result.stdout
+def kubectl(kube_api: KubeApi, *args: str, stdin: str | None = None) -> str:
+    return make_kubectl(kube_api)("-n", NS, *args, input=stdin, timeout=120).stdout
 
 
-def apply(kube_api: Any, *objects: dict[str, Any]) -> None:
+def apply(kube_api: KubeApi, *objects: dict[str, Any]) -> None:
     kubectl(kube_api, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
 
-def get(kube_api: Any, kind: str, name: str) -> dict[str, Any]:
+def get(kube_api: KubeApi, kind: str, name: str) -> dict[str, Any]:
     return json.loads(kubectl(kube_api, "get", kind, name, "-o", "json"))  # type: ignore[no-any-return]
 
 
-def wait(kube_api: Any, target: str, condition: str, timeout: int = 90) -> None:
+def wait(kube_api: KubeApi, target: str, condition: str, timeout: int = 90) -> None:
     kubectl(kube_api, "wait", *target.split(), f"--for={condition}", f"--timeout={timeout}s")
 
 
@@ -67,7 +61,7 @@ def job(name: str, program: str, **spec: Any) -> dict[str, Any]:
                      **spec}}  # fmt: skip
 
 
-def pods(kube_api: Any, job_name: str) -> list[dict[str, Any]]:
+def pods(kube_api: KubeApi, job_name: str) -> list[dict[str, Any]]:
     listing = json.loads(kubectl(kube_api, "get", "pods", "-l", f"job-name={job_name}", "-o", "json"))
     return sorted(listing["items"], key=lambda p: p["metadata"]["name"])
 
@@ -87,7 +81,7 @@ INDEXED = """
 
 
 def test_indexed_job_env_volumes_index_and_termination_message(
-    kube_api: Any, kubelet: LocalKubelet, tmp_path: Path
+    kube_api: KubeApi, kubelet: LocalKubelet, tmp_path: Path
 ) -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": NS},
               "data": {"token": base64.b64encode(b"s3cr3t").decode()}}  # fmt: skip
@@ -135,7 +129,7 @@ def test_indexed_job_env_volumes_index_and_termination_message(
 
 
 def test_failures_retry_up_to_the_backoff_limit_with_the_log_as_message(
-    kube_api: Any, kubelet: LocalKubelet
+    kube_api: KubeApi, kubelet: LocalKubelet
 ) -> None:
     program = "import sys; print('loading the model failed: no such file'); sys.exit(3)"
     apply(kube_api, job("crash", program, backoffLimit=1,
@@ -153,7 +147,7 @@ def test_failures_retry_up_to_the_backoff_limit_with_the_log_as_message(
 
 
 def test_suspend_kills_the_process_and_resume_runs_it_again(
-    kube_api: Any, kubelet: LocalKubelet, tmp_path: Path
+    kube_api: KubeApi, kubelet: LocalKubelet, tmp_path: Path
 ) -> None:
     started = tmp_path / "starts"
     gate = tmp_path / "gate"
@@ -184,7 +178,7 @@ def test_suspend_kills_the_process_and_resume_runs_it_again(
     assert (suspended["status"], suspended["reason"]) == ("False", "JobResumed")
 
 
-def test_active_deadline_fails_the_job(kube_api: Any, kubelet: LocalKubelet) -> None:
+def test_active_deadline_fails_the_job(kube_api: KubeApi, kubelet: LocalKubelet) -> None:
     apply(kube_api, job("slow", "import time; time.sleep(600)", activeDeadlineSeconds=2))
     wait(kube_api, "job/slow", "condition=Failed")
     failed = next(c for c in get(kube_api, "job", "slow")["status"]["conditions"] if c["type"] == "Failed")
@@ -192,7 +186,7 @@ def test_active_deadline_fails_the_job(kube_api: Any, kubelet: LocalKubelet) -> 
     assert all(run.process and run.process.poll() is not None for run in kubelet.pods_of("slow"))
 
 
-def test_a_pod_waits_for_its_secret(kube_api: Any, kubelet: LocalKubelet) -> None:
+def test_a_pod_waits_for_its_secret(kube_api: KubeApi, kubelet: LocalKubelet) -> None:
     env = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "late", "key": "k"}}}]
     program = "import os, sys; sys.exit(0 if os.environ['KEY'] == 'v' else 1)"
     apply(kube_api, job("patient", program, container={"env": env}))
@@ -205,7 +199,7 @@ def test_a_pod_waits_for_its_secret(kube_api: Any, kubelet: LocalKubelet) -> Non
     wait(kube_api, "job/patient", "condition=Complete")
 
 
-def test_deleting_a_job_kills_its_process(kube_api: Any, kubelet: LocalKubelet) -> None:
+def test_deleting_a_job_kills_its_process(kube_api: KubeApi, kubelet: LocalKubelet) -> None:
     apply(kube_api, job("doomed", "import time; time.sleep(600)"))
     wait(kube_api, "job/doomed", "jsonpath={.status.ready}=1")
     (run,) = kubelet.pods_of("doomed")

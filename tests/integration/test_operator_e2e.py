@@ -1,0 +1,153 @@
+"""The operator end to end: real kubectl against the API emulator, the operator as a real `kopf run`
+process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `adacot stage` processes.
+
+- the chain (GradingRun -> DifficultyBank -> DistillationJob -> SFTJob) on the session's tiny model,
+  applied with one `kubectl apply -f distill.yaml`, its SFTJob suspended until the distillation is
+  done and then resumed, the operator SIGKILLed and restarted while the first stage runs: every stage
+  Complete (`kubectl wait`), one Job per stage, phases in `kubectl get adacot`, artifacts where
+  status.output says with the sha256 it reports;
+- a stage whose model path does not exist: Failed with the stage's own error as the reason's message,
+  its bank Failed because of it;
+- invalid resources rejected by kubectl with the field named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from adacot_operator.names import child_name
+from conftest import VllmServer
+from kube.kubelet import LocalKubelet
+from operator_e2e_helpers import (
+    Kubectl,
+    Operator,
+    chain,
+    claim,
+    condition,
+    doc,
+    dump,
+    fill_claims,
+    grading_spec,
+)
+from shared_data import needs_shared_data
+from test_runner import TEACHER_SAMPLING, pool_with_a_solvable_question
+
+from adacot.artifacts import verify_artifact
+
+pytestmark = [pytest.mark.integration, needs_shared_data]
+REPO = Path(__file__).resolve().parents[2]
+MANAGED = "app.kubernetes.io/managed-by=adacot"
+KINDS = {"pool": "GradingRun", "bank": "DifficultyBank", "distil": "DistillationJob", "sft": "SFTJob"}
+OFFLINE_ENV = (
+    '[{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TOKENIZERS_PARALLELISM", "value": "false"}]'
+)
+
+
+@pytest.fixture
+def cluster(kube_api: Any, tmp_path: Path) -> Iterator[tuple[Kubectl, Path]]:
+    """CRDs applied, the `models` and `datasets` claims, and the local kubelet on adacot's Jobs."""
+    kubectl = Kubectl(kube_api)
+    kubectl("apply", "-f", str(REPO / "crds"))
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([claim("models"), claim("datasets")]))
+    volume_root = tmp_path / "node"
+    with LocalKubelet(kube_api.kubeconfig, volume_root, label_selector=MANAGED, grace_s=5):
+        yield kubectl, volume_root
+
+
+@pytest.fixture
+def operator(kube_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Operator]:
+    monkeypatch.setenv("ADACOT_WORKER_EXTRA_ENV", OFFLINE_ENV)
+    running = Operator(Path(kube_api.kubeconfig), tmp_path / "operator.log")
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_invalid_resources_are_rejected_by_kubectl(cluster: tuple[Kubectl, Path]) -> None:
+    kubectl, _ = cluster
+    for sample in sorted((REPO / "crds" / "samples" / "invalid").glob("*.yaml")):
+        result = kubectl.run("apply", "-f", str(sample), check=False)
+        assert result.returncode != 0, f"{sample.name} was accepted"
+        expected = sample.read_text().splitlines()[0].removeprefix("# expect: ")
+        assert expected in result.stderr, (sample.name, result.stderr)
+    assert [
+        kubectl.items(plural) for plural in ("gradingruns", "difficultybanks", "distillationjobs", "sftjobs")
+    ] == [[], [], [], []]
+
+
+def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
+    cluster: tuple[Kubectl, Path], operator: Operator, tiny_lm: Path, vllm_server: VllmServer, tmp_path: Path
+) -> None:
+    kubectl, volume_root = cluster
+    rows, stop, special = pool_with_a_solvable_question(vllm_server)
+    fill_claims(volume_root, tiny_lm, rows)
+    sampling = {**TEACHER_SAMPLING.model_dump(by_alias=True), "stop": [stop]}
+    kubectl(
+        "apply",
+        "-f",
+        str(dump(chain(vllm_server.url, sampling, suspend_sft=True), tmp_path / "distill.yaml")),
+    )
+
+    first_job = child_name("GradingRun", "pool")
+    kubectl.wait(f"job/{first_job}", "create", 120)
+    uid = kubectl.get("job", first_job)["metadata"]["uid"]
+    operator.kill()  # mid-run: the grading Job exists and runs (or waits for the kubelet)
+    operator.start()
+
+    try:
+        kubectl.wait("distillationjob/distil", "condition=Complete", 600)
+        sft = kubectl.get("sftjob", "sft")
+        assert sft["status"]["phase"] == "Suspended", sft["status"]
+        sft_job = kubectl.run("get", "job", child_name("SFTJob", "sft"), "-o", "json", check=False)
+        assert sft_job.returncode != 0 or '"suspend": true' in sft_job.stdout  # nothing runs while suspended
+        kubectl("patch", "sftjob", "sft", "--type=merge", "-p", '{"spec": {"suspend": false}}')
+        kubectl.wait("sftjob/sft", "condition=Complete", 600)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\noperator log:\n{operator.tail()}") from None
+
+    table = kubectl("get", "adacot")
+    for name, kind in KINDS.items():
+        line = next(line for line in table.splitlines() if f"/{name} " in line or line.startswith(f"{name} "))
+        assert ("Ready" if kind == "DifficultyBank" else "Succeeded") in line, table
+    jobs = kubectl.items("jobs", "-l", MANAGED)
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(child_name(k, n) for n, k in KINDS.items())
+    assert kubectl.get("job", first_job)["metadata"]["uid"] == uid  # the restart adopted, not recreated
+    for job in jobs:
+        assert job["status"]["succeeded"] == 1 and job["status"].get("failed", 0) == 0
+
+    for name, kind in KINDS.items():
+        status = kubectl.get(kind.lower(), name)["status"]
+        output = status["output"]
+        artifact = volume_root / "pvc" / output["claim"] / output["path"]
+        verify_artifact(artifact)
+        assert hashlib.sha256((artifact / "MANIFEST.json").read_bytes()).hexdigest() == output["sha256"]
+        assert status["progress"]["percent"] == 100, (kind, status["progress"])
+    kept = (volume_root / "pvc").rglob("DistillationJob/distil/data/*")
+    assert any(special in path.read_text(errors="ignore") for path in kept if path.is_file())
+
+
+def test_a_failing_stage_fails_with_its_reason_and_fails_its_dependants(
+    cluster: tuple[Kubectl, Path], operator: Operator, tiny_lm: Path, tmp_path: Path
+) -> None:
+    kubectl, volume_root = cluster
+    fill_claims(volume_root, tiny_lm, [{"id": "q1", "problem": "1+1?", "answer": "2"}])
+    broken = grading_spec("http://127.0.0.1:9/v1", "no-such-model", "broken-bank")
+    broken["inference"] = {"engine": "transformers"}
+    docs = [doc("GradingRun", "broken", broken), doc("DifficultyBank", "broken-bank", {"backoffLimit": 0})]
+    kubectl("apply", "-f", str(dump(docs, tmp_path / "broken.yaml")))
+    try:
+        kubectl.wait("gradingrun/broken", "condition=Failed", 300)
+        kubectl.wait("difficultybank/broken-bank", "condition=Failed", 120)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\noperator log:\n{operator.tail()}") from None
+    failed = condition(kubectl.get("gradingrun", "broken"), "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded", failed
+    assert "no-such-model" in failed["message"] and "does not exist" in failed["message"], failed
+    dependant = condition(kubectl.get("difficultybank", "broken-bank"), "Failed")
+    assert dependant["reason"] == "InputFailed" and "broken" in dependant["message"], dependant
+    assert kubectl.get("gradingrun", "broken")["status"]["phase"] == "Failed"
