@@ -4,7 +4,7 @@ Watches batch/v1 Jobs through the API (optionally by label selector), creates th
 controller does (names `<job>-<index>-<random>`, job-name / controller-uid / completion-index labels,
 a controlling ownerReference), runs each Pod as a local process (tests/kube/kubelet_pods.py: env,
 volumes bind-mounted at their mountPaths, termination message) and writes Pod and Job status back
-through the API: active/ready/succeeded/failed, completedIndexes, startTime, completionTime, conditions
+(shapes in tests/kube/kubelet_objects.py) through the API: active/ready/succeeded/failed, completedIndexes, startTime, completionTime, conditions
 Suspended, Complete, Failed (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and
 their process groups killed), parallelism, completions, Indexed completion mode, backoffLimit and
 activeDeadlineSeconds. A deleted Job's processes are killed.
@@ -22,13 +22,10 @@ import json
 import logging
 import os
 import queue
-import secrets
 import signal
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +33,24 @@ from kubernetes.client import ApiClient
 from kubernetes.config import new_client_from_config
 from kubernetes.watch.watch import iter_resp_lines
 
-from .kubelet_pods import VENV_BIN, PodConfigError, PodSandbox, Rest, prepare, spawn, termination
+from .kubelet_objects import (
+    JobKey,
+    PodRun,
+    counts,
+    indexed,
+    job_key,
+    now,
+    pod_manifest,
+    running_status,
+    seconds_since,
+    set_condition,
+    terminated_status,
+    waiting_status,
+)
+from .kubelet_pods import VENV_BIN, PodConfigError, Rest, prepare, spawn, termination
 
 log = logging.getLogger(__name__)
 JOBS = "/apis/batch/v1"
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"
-JobKey = tuple[str, str]
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _seconds_since(stamp: str) -> float:
-    started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - started).total_seconds()
-
-
-@dataclass
-class PodRun:
-    """One pod this kubelet created, from Pending to a terminal phase (or deletion)."""
-
-    job: JobKey
-    job_uid: str
-    index: int | None
-    pod: dict[str, Any]
-    phase: str = "Pending"
-    sandbox: PodSandbox | None = None
-    process: subprocess.Popen[bytes] | None = None
-    started_at: str | None = None
-    deleted: bool = False
-
-    @property
-    def name(self) -> str:
-        return str(self.pod["metadata"]["name"])
-
-    @property
-    def active(self) -> bool:
-        return not self.deleted and self.phase in ("Pending", "Running")
 
 
 class LocalKubelet:
@@ -151,7 +128,7 @@ class LocalKubelet:
             try:
                 listing = self.rest.call("GET", self._jobs_path(), query=query)
                 for job in listing.get("items") or []:
-                    self._events.put(_key(job))
+                    self._events.put(job_key(job))
                 version = (listing.get("metadata") or {}).get("resourceVersion")
                 self._watch_response = self.rest.watch_lines(
                     self._jobs_path(), {**query, **({"resourceVersion": version} if version else {})}, 60
@@ -159,7 +136,7 @@ class LocalKubelet:
                 for line in iter_resp_lines(self._watch_response):  # type: ignore[no-untyped-call]
                     event = json.loads(line) if line else {}
                     if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                        self._events.put(_key(event["object"]))
+                        self._events.put(job_key(event["object"]))
                     elif event.get("type") == "ERROR" or self._stop.is_set():
                         break
             except Exception as error:  # a dropped watch is normal: list again
@@ -215,19 +192,19 @@ class LocalKubelet:
         if spec.get("suspend"):
             for run in runs:
                 self._delete(run) if run.active else None
-            _set_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended")
+            set_condition(conditions, "Suspended", "True", "JobSuspended", "Job suspended")
             status.pop("startTime", None)
-            return {**status, **_counts(job, runs), "conditions": conditions}
+            return {**status, **counts(job, runs), "conditions": conditions}
         if any(c["type"] == "Suspended" for c in conditions):
-            _set_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed")
+            set_condition(conditions, "Suspended", "False", "JobResumed", "Job resumed")
         status.setdefault("startTime", now())
         failure = self._failure(job, runs, status["startTime"])
         if failure:
             for run in runs:
                 self._delete(run) if run.active else None
-            _set_condition(conditions, "Failed", "True", *failure)
+            set_condition(conditions, "Failed", "True", *failure)
         elif self._complete(job, runs):
-            _set_condition(
+            set_condition(
                 conditions,
                 "Complete",
                 "True",
@@ -238,14 +215,14 @@ class LocalKubelet:
         else:
             self._create_pods(job, runs)
             runs = [
-                r for r in self.pods.values() if r.job == _key(job) and r.job_uid == job["metadata"]["uid"]
+                r for r in self.pods.values() if r.job == job_key(job) and r.job_uid == job["metadata"]["uid"]
             ]
-        return {**status, **_counts(job, [r for r in runs if not r.deleted]), "conditions": conditions}
+        return {**status, **counts(job, [r for r in runs if not r.deleted]), "conditions": conditions}
 
     def _failure(self, job: dict[str, Any], runs: list[PodRun], start: str) -> tuple[str, str] | None:
         spec = job["spec"]
         deadline = spec.get("activeDeadlineSeconds")
-        if deadline is not None and _seconds_since(start) >= deadline:
+        if deadline is not None and seconds_since(start) >= deadline:
             return "DeadlineExceeded", "Job was active longer than specified deadline"
         if sum(r.phase == "Failed" for r in runs) > spec.get("backoffLimit", 6):
             return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
@@ -254,7 +231,7 @@ class LocalKubelet:
     def _complete(self, job: dict[str, Any], runs: list[PodRun]) -> bool:
         succeeded = [r for r in runs if r.phase == "Succeeded"]
         completions = job["spec"].get("completions") or 1
-        if _indexed(job):
+        if indexed(job):
             return len({r.index for r in succeeded}) >= completions
         return len(succeeded) >= completions
 
@@ -262,14 +239,16 @@ class LocalKubelet:
         spec = job["spec"]
         completions, parallelism = spec.get("completions") or 1, spec.get("parallelism", 1)
         active = [r for r in runs if r.active]
-        if _indexed(job):
+        if indexed(job):
             busy = {r.index for r in active} | {r.index for r in runs if r.phase == "Succeeded"}
             todo: list[int | None] = [i for i in range(completions) if i not in busy]
         else:
             todo = [None] * (completions - sum(r.phase == "Succeeded" for r in runs) - len(active))
         for index in todo[: max(0, parallelism - len(active))]:
-            pod = self.rest.call("POST", f"/api/v1/namespaces/{_key(job)[0]}/pods", _pod_manifest(job, index))
-            run = PodRun(job=_key(job), job_uid=job["metadata"]["uid"], index=index, pod=pod)
+            pod = self.rest.call(
+                "POST", f"/api/v1/namespaces/{job_key(job)[0]}/pods", pod_manifest(job, index)
+            )
+            run = PodRun(job=job_key(job), job_uid=job["metadata"]["uid"], index=index, pod=pod)
             self.pods[run.name] = run
 
     # ---------------------------------------------------------------------------------- kubelet
@@ -288,10 +267,10 @@ class LocalKubelet:
             run.sandbox = prepare(self.rest, run.pod, self.volume_root, self.base_env)
             run.process = spawn(run.sandbox)
         except PodConfigError as error:
-            self._pod_status(run, _waiting_status(run, error))
+            self._pod_status(run, waiting_status(run, error))
             return False
         run.phase, run.started_at = "Running", now()
-        self._pod_status(run, _running_status(run))
+        self._pod_status(run, running_status(run))
         process = run.process
         threading.Thread(target=self._wait_exit, args=(process, run.job), daemon=True).start()
         return True
@@ -310,7 +289,7 @@ class LocalKubelet:
         assert run.sandbox is not None
         policy = run.pod["spec"]["containers"][0].get("terminationMessagePolicy", "File")
         run.phase = "Succeeded" if code == 0 else "Failed"
-        self._pod_status(run, _terminated_status(run, code, termination(run.sandbox, code, policy)))
+        self._pod_status(run, terminated_status(run, code, termination(run.sandbox, code, policy)))
 
     def _delete(self, run: PodRun) -> None:
         """What deleting a pod does on a node: SIGTERM the process group, SIGKILL after the grace period."""
@@ -335,106 +314,3 @@ class LocalKubelet:
             run.pod = self.rest.merge_patch(
                 f"/api/v1/namespaces/{run.job[0]}/pods/{run.name}/status", {"status": status}
             )
-
-
-# -------------------------------------------------------------------------------------- pure helpers
-
-
-def _key(obj: dict[str, Any]) -> JobKey:
-    return obj["metadata"].get("namespace") or "default", obj["metadata"]["name"]
-
-
-def _indexed(job: dict[str, Any]) -> bool:
-    return bool(job["spec"].get("completionMode") == "Indexed")
-
-
-def _set_condition(
-    conditions: list[dict[str, Any]], kind: str, status: str, reason: str, message: str
-) -> None:
-    """Set one condition; lastTransitionTime changes only when its status flips."""
-    for condition in conditions:
-        if condition["type"] == kind:
-            if condition["status"] != status:
-                condition["lastTransitionTime"] = now()
-            condition.update(status=status, reason=reason, message=message, lastProbeTime=now())
-            return
-    conditions.append({"type": kind, "status": status, "reason": reason, "message": message,
-                       "lastProbeTime": now(), "lastTransitionTime": now()})  # fmt: skip
-
-
-def _counts(job: dict[str, Any], runs: list[PodRun]) -> dict[str, Any]:
-    counts: dict[str, Any] = {
-        "active": sum(r.active for r in runs),
-        "ready": sum(r.phase == "Running" for r in runs),
-        "succeeded": sum(r.phase == "Succeeded" for r in runs),
-        "failed": sum(r.phase == "Failed" for r in runs),
-    }
-    if _indexed(job):
-        counts["completedIndexes"] = _ranges(sorted({r.index for r in runs if r.phase == "Succeeded"}))
-    return counts
-
-
-def _ranges(indexes: list[Any]) -> str:
-    """[0, 1, 2, 4] -> "0-2,4" (the Job API's completedIndexes format)."""
-    parts: list[list[int]] = []
-    for index in indexes:
-        if parts and index == parts[-1][1] + 1:
-            parts[-1][1] = index
-        else:
-            parts.append([index, index])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
-
-
-def _pod_manifest(job: dict[str, Any], index: int | None) -> dict[str, Any]:
-    """A Pod as the Job controller makes it from the Job's template."""
-    meta, template = job["metadata"], job["spec"]["template"]
-    name = meta["name"] + ("" if index is None else f"-{index}") + "-" + secrets.token_hex(3)[:5]
-    tags = {"batch.kubernetes.io/job-name": meta["name"], "job-name": meta["name"],
-            "controller-uid": meta["uid"], "batch.kubernetes.io/controller-uid": meta["uid"],
-            **({} if index is None else {INDEX_KEY: str(index)})}  # fmt: skip
-    labels = {**(template.get("metadata") or {}).get("labels", {}), **tags}
-    annotations = {**(template.get("metadata") or {}).get("annotations", {})}
-    spec = {**template["spec"], "nodeName": "local-kubelet"}
-    if index is not None:  # the controller's own env var, read from the annotation
-        annotations[INDEX_KEY] = str(index)
-        spec["hostname"] = f"{meta['name']}-{index}"
-        source = {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}
-        env = [{"name": "JOB_COMPLETION_INDEX", "valueFrom": source}]
-        spec["containers"] = [{**c, "env": [*(c.get("env") or []), *env]} for c in spec["containers"]]
-    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": meta["uid"],
-             "controller": True, "blockOwnerDeletion": True}  # fmt: skip
-    return {"apiVersion": "v1", "kind": "Pod", "spec": spec,
-            "metadata": {"name": name, "namespace": _key(job)[0], "labels": labels,
-                         "annotations": annotations, "ownerReferences": [owner]}}  # fmt: skip
-
-
-def _container(run: PodRun, state: dict[str, Any], ready: bool = False) -> list[dict[str, Any]]:
-    container = run.pod["spec"]["containers"][0]
-    return [{"name": container["name"], "image": container.get("image", ""), "ready": ready,
-             "restartCount": 0, "started": "running" in state, "state": state}]  # fmt: skip
-
-
-def _waiting_status(run: PodRun, error: PodConfigError) -> dict[str, Any]:
-    if error.reason == "Unschedulable":
-        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                     "message": str(error), "lastTransitionTime": now()}  # fmt: skip
-        return {"phase": "Pending", "conditions": [condition]}
-    state = {"waiting": {"reason": error.reason, "message": str(error)}}
-    return {"phase": "Pending", "containerStatuses": _container(run, state)}
-
-
-def _running_status(run: PodRun) -> dict[str, Any]:
-    conditions = [{"type": t, "status": "True", "lastTransitionTime": now()}
-                  for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]  # fmt: skip
-    state = {"running": {"startedAt": run.started_at}}
-    return {"phase": "Running", "podIP": "127.0.0.1", "hostIP": "127.0.0.1", "startTime": run.started_at,
-            "conditions": conditions, "containerStatuses": _container(run, state, ready=True)}  # fmt: skip
-
-
-def _terminated_status(run: PodRun, code: int, message: str) -> dict[str, Any]:
-    terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "message": message,
-                  "startedAt": run.started_at, "finishedAt": now()}  # fmt: skip
-    conditions = [{"type": t, "status": "False", "reason": "PodCompleted" if code == 0 else "PodFailed",
-                   "lastTransitionTime": now()} for t in ("Ready", "ContainersReady")]  # fmt: skip
-    return {"phase": run.phase, "conditions": conditions,
-            "containerStatuses": _container(run, {"terminated": terminated})}  # fmt: skip
