@@ -4,9 +4,10 @@ Watches batch/v1 Jobs through the API (optionally by label selector), creates th
 controller does (names `<job>-<index>-<random>`, job-name / controller-uid / completion-index labels,
 a controlling ownerReference), runs each Pod as a local process (tests/kube/kubelet_pods.py: env,
 volumes bind-mounted at their mountPaths, termination message) and writes Pod and Job status back
-(shapes in tests/kube/kubelet_objects.py) through the API: active/ready/succeeded/failed, completedIndexes, startTime, completionTime, conditions
-Suspended, Complete, Failed (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and
-their process groups killed), parallelism, completions, Indexed completion mode, backoffLimit and
+through the API (shapes in tests/kube/kubelet_objects.py): active/ready/succeeded/failed,
+completedIndexes, startTime, completionTime, conditions Suspended, Complete, Failed
+(BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and their process groups
+killed), parallelism, completions, Indexed completion mode, backoffLimit and
 activeDeadlineSeconds. A deleted Job's processes are killed.
 
 Used by the operator end-to-end tests and tests/kube/test_kubelet.py, against the emulator's kubeconfig.
