@@ -25,6 +25,9 @@ import pytest
 import yaml
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
+CRDS = TESTS_DIR.parent / "crds"
+SAMPLES = CRDS / "samples"
+GROUP, VERSION = "adacot.dev", "v1alpha1"
 KUBECTL = "/usr/bin/kubectl"
 START_TIMEOUT_S = 60
 TOKEN = "emulator-token"  # accepted and never checked; present so clients send an Authorization header
@@ -142,3 +145,14 @@ def make_kubectl(api: KubeApi) -> Kubectl:
         return done
 
     return kubectl
+
+
+def sample(kind: str) -> dict[str, Any]:
+    """The `kind` document of crds/samples/<kind>.yaml, read with PyYAML."""
+    docs = yaml.safe_load_all((SAMPLES / f"{kind.lower()}.yaml").read_text(encoding="utf-8"))
+    return next(d for d in docs if d and d["kind"] == kind)
+
+
+def apply_run(kubectl: Kubectl) -> None:
+    """The sample GradingRun, as JSON: tests of behaviour do not depend on how kubectl reads YAML."""
+    kubectl("apply", "-f", "-", input=json.dumps(sample("GradingRun")))

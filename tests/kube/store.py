@@ -4,11 +4,10 @@ finalizers, garbage collection by ownerReferences, namespace termination and CRD
 
 Called by app.py (HTTP) on the server's event loop only, so it takes no locks. Every write appends an
 event to a bounded history (watch from a resourceVersion; an older one is 410 Expired) and hands it to
-the live watch queues. GC runs synchronously after each write (a real cluster does it a moment later):
-dependents whose owners are all gone are deleted, Foreground deletion waits for dependents through
-the `foregroundDeletion` finalizer, Orphan strips the owner reference. Limits: no admission plugins
-(no quotas, no service account injection, no default service account or kube-root-ca.crt per
-namespace), no managedFields, core/v1 and events.k8s.io/v1 Events are separate collections.
+the live watch queues. Garbage collection and namespace termination run after each write (gc.py).
+Limits: no admission plugins (no quotas, no service account injection, no default service account
+or kube-root-ca.crt per namespace), no managedFields, core/v1 and events.k8s.io/v1 Events are
+separate collections.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any
 
 from . import builtins, errors
 from .crd_checks import crd_causes
+from .gc import GarbageCollector
 from .patches import apply_patch
 from .resources import BUILTINS, ResourceType, crd_names_status, from_crd
 from .selectors import field_matcher, label_matcher
@@ -50,7 +50,7 @@ def now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class Store:
+class Store(GarbageCollector):
     def __init__(self) -> None:
         self.types: dict[tuple[str, str, str], ResourceType] = {}
         self.objects: dict[Key, dict[tuple[str, str], Obj]] = {}
@@ -374,82 +374,6 @@ class Store:
         self.history.append(event)
         for listener in list(self.listeners):
             listener(event)
-
-    # -- garbage collection --------------------------------------------------------------------
-    def _type_of(self, key: Key) -> ResourceType:
-        return next(rt for rt in self.types.values() if rt.key == key)
-
-    def _all(self) -> list[tuple[ResourceType, Obj]]:
-        return [
-            (self._type_of(k), o) for k, objs in self.objects.items() if objs for o in list(objs.values())
-        ]
-
-    def _dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
-        return [
-            (rt, o)
-            for rt, o in self._all()
-            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences", []))
-        ]
-
-    def _orphan(self, uid: str) -> None:
-        for rt, obj in self._dependents(uid):
-            new = copy.deepcopy(obj)
-            new["metadata"]["ownerReferences"] = [
-                r for r in obj["metadata"]["ownerReferences"] if r.get("uid") != uid
-            ]
-            if not new["metadata"]["ownerReferences"]:
-                del new["metadata"]["ownerReferences"]
-            self._store(rt, new, "MODIFIED")
-
-    def _sweep(self) -> None:
-        """Run the garbage collector and namespace controller until nothing changes."""
-        while self._sweep_once():
-            pass
-
-    def _sweep_once(self) -> bool:
-        for rt, obj in self._all():
-            meta = obj["metadata"]
-            if meta.get("deletionTimestamp") and self._finish_deletion(rt, obj):
-                return True
-            refs = meta.get("ownerReferences") or []
-            if refs and not meta.get("deletionTimestamp") and not any(self._owner_alive(r) for r in refs):
-                self.delete(rt, meta.get("namespace", ""), meta["name"])
-                return True
-        return False
-
-    def _owner_alive(self, ref: Obj) -> bool:
-        found = self.uids.get(ref.get("uid", ""))
-        if found is None:
-            return False
-        owner = self.objects[found[0]][found[1]]
-        return "foregroundDeletion" not in owner["metadata"].get("finalizers", [])
-
-    def _finish_deletion(self, rt: ResourceType, obj: Obj) -> bool:
-        meta = obj["metadata"]
-        if rt.kind == "Namespace":
-            inside = [
-                (t, o)
-                for t, o in self._all()
-                if t.namespaced and o["metadata"].get("namespace") == meta["name"]
-            ]
-            for t, o in inside:
-                if not o["metadata"].get("deletionTimestamp"):
-                    self.delete(t, meta["name"], o["metadata"]["name"])
-                    return True
-            if not inside:
-                self._remove(rt, obj)
-                return True
-            return False
-        if "foregroundDeletion" in meta.get("finalizers", []) and not self._dependents(meta["uid"]):
-            new = copy.deepcopy(obj)
-            new["metadata"]["finalizers"] = [f for f in meta["finalizers"] if f != "foregroundDeletion"]
-            if new["metadata"]["finalizers"]:
-                self._store(rt, new, "MODIFIED")
-            else:
-                del new["metadata"]["finalizers"]
-                self._remove(rt, new)
-            return True
-        return False
 
 
 def _without_rv(obj: Obj) -> Obj:

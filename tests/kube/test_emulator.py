@@ -5,52 +5,19 @@ deletion with finalizers and garbage collection, selectors, conflicts and watch 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from .fixtures import KUBECTL, KubeApi, Kubectl, make_kubectl
+from .fixtures import GROUP, KUBECTL, SAMPLES, VERSION, KubeApi, Kubectl, apply_run
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS, SAMPLES = ROOT / "crds", ROOT / "crds" / "samples"
 INVALID = sorted((SAMPLES / "invalid").glob("*.yaml"))
-GROUP, VERSION = "adacot.dev", "v1alpha1"
-
-
-@pytest.fixture
-def kubectl(kube_api: KubeApi) -> Kubectl:
-    return make_kubectl(kube_api)
-
-
-@pytest.fixture
-def with_crds(kubectl: Kubectl) -> Kubectl:
-    kubectl("apply", "-f", str(CRDS))
-    return kubectl
-
-
-@pytest.fixture
-def api(kube_api: KubeApi) -> Iterator[client.ApiClient]:
-    with config.new_client_from_config(str(kube_api.kubeconfig)) as api_client:  # type: ignore[no-untyped-call]
-        yield api_client
-
-
-def sample(kind: str) -> dict[str, Any]:
-    docs = yaml.safe_load_all((SAMPLES / f"{kind.lower()}.yaml").read_text(encoding="utf-8"))
-    return next(d for d in docs if d and d["kind"] == kind)
-
-
-def apply_run(kubectl: Kubectl) -> None:
-    """The sample GradingRun, as JSON: tests of behaviour do not depend on how kubectl reads YAML."""
-    kubectl("apply", "-f", "-", input=json.dumps(sample("GradingRun")))
 
 
 def test_crds_register_kinds_and_samples_apply(kube_api: KubeApi, with_crds: Kubectl) -> None:
@@ -320,84 +287,3 @@ def test_request_log_names_verb_resource_and_agent(kube_api: KubeApi, kubectl: K
     assert created and created[-1]["resource"] == "configmaps" and created[-1]["namespace"] == "default"
     assert created[-1]["user_agent"].startswith("kubectl/") and created[-1]["code"] == 201
     assert "hunter2" not in kube_api.log.read_text()
-
-
-OPERATOR = """
-import kopf
-
-@kopf.on.create("adacot.dev", "v1alpha1", "gradingruns")
-def started(body, patch, **_):
-    patch.status["phase"] = "Running"
-    kopf.info(body, reason="Started", message="grading started")
-
-@kopf.on.delete("adacot.dev", "v1alpha1", "gradingruns")
-def cleaned(name, logger, **_):
-    logger.info("cleaned up %s", name)
-"""
-
-
-def test_kopf_operator_reconciles_through_the_emulator(
-    kube_api: KubeApi, with_crds: Kubectl, tmp_path: Path
-) -> None:
-    (tmp_path / "op.py").write_text(OPERATOR, encoding="utf-8")
-    log = tmp_path / "kopf.log"
-    env = {**os.environ, "KUBECONFIG": str(kube_api.kubeconfig)}
-    command = [
-        sys.executable,
-        "-m",
-        "kopf",
-        "run",
-        "--standalone",
-        "--namespace",
-        "default",
-        str(tmp_path / "op.py"),
-    ]
-    with log.open("w") as sink:
-        operator = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        apply_run(with_crds)
-        with_crds("wait", "--for=jsonpath={.status.phase}=Running", "gradingrun/qwen7b-pool", "--timeout=60s")
-        run = kube_api.objects("gradingruns", "default")[0]
-        assert any(f.startswith("kopf.zalando.org/") for f in run["metadata"]["finalizers"])
-        events = kube_api.objects("events", "default")
-        assert [(e["reason"], e["involvedObject"]["name"]) for e in events] == [("Started", "qwen7b-pool")]
-        with_crds(
-            "delete", "gradingrun", "qwen7b-pool", "--timeout=60s"
-        )  # returns once kopf drops its finalizer
-        assert kube_api.objects("gradingruns", "default") == []
-    finally:
-        operator.terminate()
-        operator.wait(timeout=30)
-    assert "Deletion is processed: 1 succeeded" in log.read_text()
-
-
-def test_server_side_apply_dry_run_and_get_watch(kube_api: KubeApi, kubectl: Kubectl) -> None:
-    manifest = json.dumps(
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"a": "1"}}
-    )
-    assert (
-        kubectl("apply", "--server-side", "-f", "-", input=manifest).stdout.strip()
-        == "configmap/ssa serverside-applied"
-    )
-    changed = manifest.replace('"1"', '"2"')
-    kubectl("apply", "--server-side", "--dry-run=server", "-f", "-", input=changed)
-    assert kube_api.objects("configmaps", "default")[0]["data"] == {"a": "1"}  # the dry run stored nothing
-    watched = kubectl("get", "configmaps", "--watch", "--request-timeout=2s").stdout.split()
-    assert watched[:3] == ["NAME", "DATA", "AGE"]
-    assert "ssa" in watched
-
-
-def test_crd_whose_rule_reads_an_undeclared_field_is_rejected(kubectl: Kubectl) -> None:
-    crd = yaml.safe_load((CRDS / "adacot.dev_gradingruns.yaml").read_text(encoding="utf-8"))
-    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    spec["properties"]["sampling"]["properties"]["false"] = spec["properties"]["sampling"]["properties"].pop(
-        "n"
-    )
-    done = kubectl("apply", "-f", "-", input=json.dumps(crd), check=False)
-    assert done.returncode == 1
-    assert done.stderr.startswith(
-        'The CustomResourceDefinition "gradingruns.adacot.dev" is invalid: spec.versions[0]'
-        ".schema.openAPIV3Schema.properties[spec].x-kubernetes-validations["
-    )
-    assert "compilation failed: ERROR: <input>:1:" in done.stderr and "undefined field 'n'" in done.stderr
-    assert kubectl("get", "crds", "-o", "name").stdout == ""
