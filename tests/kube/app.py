@@ -29,6 +29,19 @@ from .store import Store
 from .tables import table
 from .watch import WatchStream
 
+JSON_LIKE = frozenset(
+    {
+        "application/json",
+        "application/yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/octet-stream",
+        "text/plain",
+    }
+)
+
 
 @attrs.define(kw_only=True)
 class ApiServer(kmock.RawHandler):
@@ -242,9 +255,18 @@ def _list(rt: ResourceType, items: list[dict[str, Any]], rv: str) -> dict[str, A
 
 
 async def _read_body(raw: aiohttp.web.BaseRequest) -> Any:
+    """The request body as JSON data. Other encodings (CBOR) are refused with 415, on which client-go
+    falls back to JSON, as against a server that does not serve them."""
     data = await raw.read()
     if raw.content_type == "application/vnd.kubernetes.protobuf":
         return protobuf.decode(data)
+    if data and raw.content_type not in JSON_LIKE:
+        raise errors.ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - "
+            f"accepted media types include: {', '.join(sorted(JSON_LIKE))}",
+        )
     return _parse(data.decode("utf-8"))
 
 
