@@ -1,14 +1,16 @@
 """HTTP front of the emulator: URL routing, verbs, content negotiation, watch streams, request log.
 
-Built on kmock: its `Server` (aiohttp test server on a real port) and `RawHandler` (request capture,
-errors rendered instead of dropped connections). kmock's own routing is not used: it matches every
-request against every registered reaction and filter over the whole history (quadratic), and its
-KubernetesEmulator lacks the semantics in store.py; here `_handle` dispatches straight to the store.
+Built on kmock: its `Server` (an aiohttp server on a real port) and `RawHandler` as the handler base.
+Its request parsing and routing are not used: the path parser fails on /api/v1/namespaces, the DSL
+matches every request against every registered reaction and filter over the whole history
+(quadratic), and its KubernetesEmulator lacks the semantics in store.py (uid, resourceVersion,
+status subresource, conflicts, validation, GC...); `ApiServer.__call__` dispatches straight to the store.
 Called by server.py. Each request is logged as one JSON line (method, path, verb, resource, namespace,
 name, subresource, user agent, code) for RBAC checks; bodies and headers other than the user agent are
 never logged, so secrets stay out of the log. Limits: no authentication or authorization (any
 bearer token is accepted), protobuf request bodies only for the kinds protobuf.py decodes, no
-pagination (limit is ignored, no `continue`), no aggregated discovery. Watch streams: watch.py.
+pagination (limit is ignored, no `continue`), no aggregated discovery, no subresources but /status
+(no pods/log: the local kubelet keeps container output itself). Watch streams: watch.py.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class ApiServer(kmock.RawHandler):
         assert rt is not None
         strictness = query.get("fieldValidation", "Warn")
         store = self.store
+        if route.subresource not in (None, "status") or (route.subresource and not rt.status):
+            raise errors.page_not_found()  # pods/log, exec, scale...: no kubelet or controller behind them
         if route.verb == "get":
             return self._render(raw, rt, [store.get(rt, ns, name)], single=True)
         if route.verb == "list":
