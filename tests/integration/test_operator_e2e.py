@@ -49,14 +49,14 @@ OFFLINE_ENV = (
 
 
 @pytest.fixture
-def cluster(kube_api: Any, tmp_path: Path) -> Iterator[tuple[Kubectl, Path]]:
+def cluster(kube_api: Any, tmp_path: Path) -> Iterator[tuple[Kubectl, Path, LocalKubelet]]:
     """CRDs applied, the `models` and `datasets` claims, and the local kubelet on adacot's Jobs."""
     kubectl = Kubectl(kube_api)
     kubectl("apply", "-f", str(REPO / "crds"))
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([claim("models"), claim("datasets")]))
     volume_root = tmp_path / "node"
-    with LocalKubelet(kube_api.kubeconfig, volume_root, label_selector=MANAGED, grace_s=5):
-        yield kubectl, volume_root
+    with LocalKubelet(kube_api.kubeconfig, volume_root, label_selector=MANAGED, grace_s=5) as kubelet:
+        yield kubectl, volume_root, kubelet
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def operator(kube_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     running.stop()
 
 
-def test_invalid_resources_are_rejected_by_kubectl(cluster: tuple[Kubectl, Path]) -> None:
-    kubectl, _ = cluster
+def test_invalid_resources_are_rejected_by_kubectl(cluster: tuple[Kubectl, Path, LocalKubelet]) -> None:
+    kubectl, _, _ = cluster
     for sample in sorted((REPO / "crds" / "samples" / "invalid").glob("*.yaml")):
         result = kubectl.run("apply", "-f", str(sample), check=False)
         assert result.returncode != 0, f"{sample.name} was accepted"
@@ -81,9 +81,13 @@ def test_invalid_resources_are_rejected_by_kubectl(cluster: tuple[Kubectl, Path]
 
 
 def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
-    cluster: tuple[Kubectl, Path], operator: Operator, tiny_lm: Path, vllm_server: VllmServer, tmp_path: Path
+    cluster: tuple[Kubectl, Path, LocalKubelet],
+    operator: Operator,
+    tiny_lm: Path,
+    vllm_server: VllmServer,
+    tmp_path: Path,
 ) -> None:
-    kubectl, volume_root = cluster
+    kubectl, volume_root, kubelet = cluster
     rows, stop, special = pool_with_a_solvable_question(vllm_server)
     fill_claims(volume_root, tiny_lm, rows)
     sampling = {**TEACHER_SAMPLING.model_dump(by_alias=True), "stop": [stop]}
@@ -104,21 +108,24 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
         sft = kubectl.get("sftjob", "sft")
         assert sft["status"]["phase"] == "Suspended", sft["status"]
         sft_job = kubectl.run("get", "job", child_name("SFTJob", "sft"), "-o", "json", check=False)
-        assert sft_job.returncode != 0 or '"suspend": true' in sft_job.stdout  # nothing runs while suspended
+        assert sft_job.returncode != 0 or '"suspend": true' in sft_job.stdout
+        assert kubelet.pods_of(child_name("SFTJob", "sft")) == []  # nothing ran while suspended
         kubectl("patch", "sftjob", "sft", "--type=merge", "-p", '{"spec": {"suspend": false}}')
         kubectl.wait("sftjob/sft", "condition=Complete", 600)
     except AssertionError as error:
         raise AssertionError(f"{error}\noperator log:\n{operator.tail()}") from None
 
     table = kubectl("get", "adacot")
-    for name, kind in KINDS.items():
-        line = next(line for line in table.splitlines() if f"/{name} " in line or line.startswith(f"{name} "))
-        assert ("Ready" if kind == "DifficultyBank" else "Succeeded") in line, table
+    listed = {line.split()[0]: line.split()[1:3] for line in table.splitlines() if "adacot.dev/" in line}
+    phases = {kind: "Ready" if kind == "DifficultyBank" else "Succeeded" for kind in KINDS.values()}
+    assert listed == {f"{k.lower()}.adacot.dev/{n}": [phases[k], "100"] for n, k in KINDS.items()}, table
+    assert "Traceback" not in operator.log.read_text()
     jobs = kubectl.items("jobs", "-l", MANAGED)
     assert sorted(j["metadata"]["name"] for j in jobs) == sorted(child_name(k, n) for n, k in KINDS.items())
     assert kubectl.get("job", first_job)["metadata"]["uid"] == uid  # the restart adopted, not recreated
-    for job in jobs:
+    for job in jobs:  # each stage ran once: one pod, succeeded
         assert job["status"]["succeeded"] == 1 and job["status"].get("failed", 0) == 0
+        assert [run.phase for run in kubelet.pods_of(job["metadata"]["name"])] == ["Succeeded"]
 
     for name, kind in KINDS.items():
         status = kubectl.get(kind.lower(), name)["status"]
@@ -132,9 +139,9 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
 
 
 def test_a_failing_stage_fails_with_its_reason_and_fails_its_dependants(
-    cluster: tuple[Kubectl, Path], operator: Operator, tiny_lm: Path, tmp_path: Path
+    cluster: tuple[Kubectl, Path, LocalKubelet], operator: Operator, tiny_lm: Path, tmp_path: Path
 ) -> None:
-    kubectl, volume_root = cluster
+    kubectl, volume_root, _ = cluster
     fill_claims(volume_root, tiny_lm, [{"id": "q1", "problem": "1+1?", "answer": "2"}])
     broken = grading_spec("http://127.0.0.1:9/v1", "no-such-model", "broken-bank")
     broken["inference"] = {"engine": "transformers"}
