@@ -9,7 +9,7 @@ Called by server.py. Each request is logged as one JSON line (method, path, verb
 name, subresource, user agent, code) for RBAC checks; bodies and headers other than the user agent are
 never logged, so secrets stay out of the log. Limits: no authentication or authorization (any
 bearer token is accepted), protobuf request bodies only for the kinds protobuf.py decodes, no
-pagination (limit is ignored, no `continue`), no aggregated discovery, no subresources but /status
+pagination (limit is ignored, no `continue`), no subresources but /status
 (no pods/log: the local kubelet keeps container output itself). Watch streams: watch.py.
 """
 
@@ -60,7 +60,7 @@ class ApiServer(kmock.RawHandler):
         try:
             route = Route.parse(self.store, raw.method, raw.path, dict(raw.query))
             if route.rt is None:
-                response = self._discovery(raw.path)
+                response = self._discovery(raw.path, raw.headers.get("Accept", ""))
             elif route.verb == "watch":
                 self._log(raw, route, 200)
                 return await self._watch(raw, route)
@@ -100,10 +100,13 @@ class ApiServer(kmock.RawHandler):
             f.write(json.dumps(entry) + "\n")
 
     # -- discovery -------------------------------------------------------------------------------
-    def _discovery(self, path: str) -> aiohttp.web.Response:
+    def _discovery(self, path: str, accept: str) -> aiohttp.web.Response:
         types = list(self.store.types.values())
         parts = [p for p in path.split("/") if p]
         found: Any = None
+        if parts in (["api"], ["apis"]) and "as=APIGroupDiscoveryList" in accept:
+            body = json.dumps(discovery.aggregated(types, legacy=parts == ["api"]))
+            return aiohttp.web.Response(body=body.encode(), headers={"Content-Type": discovery.AGGREGATED})
         if parts == ["version"]:
             found = discovery.VERSION
         elif parts == ["api"]:

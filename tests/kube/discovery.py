@@ -1,7 +1,8 @@
 """Discovery documents: /version, /api, /apis, /api/v1, /apis/<group>[/<version>], and OpenAPI v3.
 
-Called by app.py. Discovery is the legacy (unaggregated) form: kubectl 1.32 asks for aggregated
-discovery first and falls back when the answer is plain application/json, as against older servers.
+Called by app.py. /api and /apis answer in the aggregated form (apidiscovery.k8s.io/v2, one request
+for every group's resources) to clients that ask for it in Accept, as kubectl does, and in the legacy
+form (APIVersions, APIGroupList, then one APIResourceList per group-version) to the others.
 OpenAPI v3 (/openapi/v3 and one document per group-version) lists each resource's paths, with the
 `fieldValidation` query parameter on create/update/patch so kubectl leaves `--validate=strict` to the
 server (the emulator then answers with the server's own messages), and for custom resources the CRD
@@ -96,6 +97,47 @@ def resource_list(types: list[ResourceType], group: str, version: str) -> dict[s
         "groupVersion": group_version,
         "resources": resources,
     }
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def aggregated(types: list[ResourceType], legacy: bool) -> dict[str, Any]:
+    """APIGroupDiscoveryList of the core group (legacy=True, for /api) or of the named groups (/apis)."""
+    groups = _group_versions(types)
+    items = [
+        {"metadata": {"name": group}, "versions": [_aggregated_version(types, group, v) for v in versions]}
+        for group, versions in groups.items()
+        if (group == "") == legacy
+    ]
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }
+
+
+def _aggregated_version(types: list[ResourceType], group: str, version: str) -> dict[str, Any]:
+    resources = []
+    for rt in (t for t in types if t.group == group and t.version == version):
+        kind = {"group": group, "version": version, "kind": rt.kind}
+        entry: dict[str, Any] = {
+            "resource": rt.plural,
+            "responseKind": kind,
+            "scope": "Namespaced" if rt.namespaced else "Cluster",
+            "singularResource": rt.singular,
+            "verbs": list(ALL_VERBS),
+        }
+        entry.update(
+            {k: list(v) for k, v in (("shortNames", rt.short_names), ("categories", rt.categories)) if v}
+        )
+        if rt.status:
+            entry["subresources"] = [
+                {"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}
+            ]
+        resources.append(entry)
+    return {"version": version, "resources": resources, "freshness": "Current"}
 
 
 def _gv_path(group: str, version: str) -> str:

@@ -92,3 +92,11 @@ def test_crd_whose_rule_reads_an_undeclared_field_is_rejected(kubectl: Kubectl) 
     )
     assert "compilation failed: ERROR: <input>:1:" in done.stderr and "undefined field 'n'" in done.stderr
     assert kubectl("get", "crds", "-o", "name").stdout == ""
+
+
+def test_kubectl_discovers_through_aggregated_discovery(kube_api: KubeApi, kubectl: Kubectl) -> None:
+    kubectl("get", "configmaps")
+    discovery = [r["path"] for r in kube_api.requests() if r["verb"] is None]
+    assert "/api" in discovery and "/apis" in discovery
+    assert not [p for p in discovery if p.startswith(("/apis/", "/api/"))]  # no per-group APIResourceList
+    assert {e["name"] for e in kube_api._discovery()} >= {"configmaps", "jobs", "customresourcedefinitions"}
