@@ -46,9 +46,7 @@ def write_report(
 
 def gather(workdir: Path, results: list[runner.StageResult]) -> dict[str, Any]:
     """Every figure the report shows, keyed by stage name."""
-    summaries = {
-        r.stage.resource.metadata.name: (r.summary or runner._read_summary(r.stage)) for r in results
-    }
+    summaries = {r.stage.resource.metadata.name: r.summary for r in results}  # skipped stages' too
     stages = {r.stage.resource.metadata.name: r for r in results}
     facts: dict[str, Any] = {
         "stages": {name: {"status": r.status, "reason": r.reason} for name, r in stages.items()},
@@ -67,6 +65,7 @@ def gather(workdir: Path, results: list[runner.StageResult]) -> dict[str, Any]:
         facts[f"{job}-accuracy"] = _accuracy(sft.get("evaluation"), "model")
         if job == "adaptive":
             facts["base-accuracy"] = _accuracy(sft.get("evaluation"), "base")
+            facts["test-questions"] = _benchmark(sft.get("evaluation"), "base").get("questions")
     facts["verdict"] = verdict(facts)
     return facts
 
@@ -83,10 +82,16 @@ def _losses(sft_dir: Path) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["loss"])) for r in rows]
 
 
-def _accuracy(evaluation: Any, label: str) -> float | None:
+def _benchmark(evaluation: Any, label: str) -> Mapping[str, Any]:
+    """The test-set figures of one model in an SFTJob's evaluation summary ({} when absent)."""
     if not isinstance(evaluation, Mapping):
-        return None
-    value = evaluation.get("models", {}).get(label, {}).get("benchmarks", {}).get("test", {}).get("accuracy")
+        return {}
+    found = evaluation.get("models", {}).get(label, {}).get("benchmarks", {}).get("test", {})
+    return found if isinstance(found, Mapping) else {}
+
+
+def _accuracy(evaluation: Any, label: str) -> float | None:
+    value = _benchmark(evaluation, label).get("accuracy")
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -108,10 +113,13 @@ def verdict(facts: Mapping[str, Any]) -> str:
         outcome = (
             f"the uniform set did better by {100 * -gap:.1f} points (the opposite of the paper's finding)"
         )
+    questions = facts.get("test-questions") or 0
+    scale = (
+        f" One of the {questions} test questions is worth {100 / questions:.1f} points." if questions else ""
+    )
     return (
         f"Ablation: test accuracy {_pct(base)} before SFT; {_pct(adaptive)} after SFT on the P_eval sample, "
-        f"{_pct(ablation)} after SFT on the uniform sample of the same size: {outcome}. At this scale one "
-        "question is worth several points, so small gaps are noise."
+        f"{_pct(ablation)} after SFT on the uniform sample of the same size: {outcome}.{scale}"
     )
 
 

@@ -50,12 +50,12 @@ class DemoSize:
 
 
 FULL = DemoSize(
-    pool=600, eval=200, test=200, distill=200, k=5, sft_epochs=10, grading_engine="vllm",
-    student=TrainPlan(steps=1000, seed=1), teacher=TrainPlan(steps=1500, seed=2),
+    pool=600, eval=200, test=200, distill=200, k=5, sft_epochs=30, grading_engine="vllm",
+    student=TrainPlan(steps=1000, seed=1, learning_rate=1e-3), teacher=TrainPlan(steps=1500, seed=2),
 )  # fmt: skip
 QUICK = DemoSize(
-    pool=120, eval=60, test=60, distill=40, k=4, sft_epochs=10, grading_engine="transformers",
-    student=TrainPlan(steps=600, seed=1), teacher=TrainPlan(steps=400, seed=2),
+    pool=120, eval=60, test=60, distill=40, k=4, sft_epochs=30, grading_engine="transformers",
+    student=TrainPlan(steps=800, seed=1, learning_rate=1e-3), teacher=TrainPlan(steps=400, seed=2),
 )  # fmt: skip
 
 
