@@ -6,6 +6,9 @@ process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `a
   done and then resumed, the operator SIGKILLed and restarted while the first stage runs: every stage
   Complete (`kubectl wait`), one Job per stage, phases in `kubectl get adacot`, artifacts where
   status.output says with the sha256 it reports;
+- a GradingRun held mid-stage by a server that stalls on one question: the operator SIGKILLed and
+  restarted (same Job, same process), then suspend (Job deleted, process killed) and resume (a new
+  pod grades only the questions not yet logged, each question once in the artifact);
 - a stage whose model path does not exist: Failed with the stage's own error as the reason's message,
   its bank Failed because of it;
 - invalid resources rejected by kubectl with the field named.
@@ -14,6 +17,7 @@ process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `a
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,8 @@ from typing import Any
 import pytest
 import yaml
 from adacot_operator.names import child_name
-from conftest import VllmServer
+from conftest import VllmServer, process_wait
+from fault_server import FaultServer
 from kube.kubelet import LocalKubelet
 from operator_e2e_helpers import (
     Kubectl,
@@ -35,9 +40,11 @@ from operator_e2e_helpers import (
     grading_spec,
 )
 from shared_data import needs_shared_data
-from test_runner import TEACHER_SAMPLING, pool_with_a_solvable_question
+from test_runner import TEACHER_SAMPLING, math500, pool_with_a_solvable_question, question
 
-from adacot.artifacts import verify_artifact
+from adacot.api.common import PromptSpec
+from adacot.artifacts import GradedQuestion, read_records, verify_artifact
+from adacot.stages.prompts import user_text
 
 pytestmark = [pytest.mark.integration, needs_shared_data]
 REPO = Path(__file__).resolve().parents[2]
@@ -158,3 +165,49 @@ def test_a_failing_stage_fails_with_its_reason_and_fails_its_dependants(
     dependant = condition(kubectl.get("difficultybank", "broken-bank"), "Failed")
     assert dependant["reason"] == "InputFailed" and "broken" in dependant["message"], dependant
     assert kubectl.get("gradingrun", "broken")["status"]["phase"] == "Failed"
+
+
+def test_suspend_mid_stage_and_an_operator_restart_resume_without_redoing_work(
+    cluster: tuple[Kubectl, Path, LocalKubelet], operator: Operator, tiny_lm: Path, tmp_path: Path
+) -> None:
+    """Grading against a server that stalls on the fourth question, so the stage is provably mid-run:
+    the operator is SIGKILLed and restarted (same Job, same process), then the GradingRun is suspended
+    (its process killed) and resumed: the new pod grades only what was left, each question once."""
+    kubectl, volume_root, kubelet = cluster
+    rows = math500(6)
+    fill_claims(volume_root, tiny_lm, rows)
+    prompts = [user_text(question(r), PromptSpec()) for r in rows]
+    with FaultServer(script={prompts[3]: ["stall"]}, stall_s=600) as server:
+        spec = grading_spec(server.url, "tiny", None)
+        endpoint = {"url": server.url, "model": "m", "concurrency": 1, "maxRetries": 0, "timeoutSeconds": 600}
+        spec["inference"] = {"engine": "http", "batchSize": 1, "endpoint": endpoint}
+        kubectl("apply", "-f", str(dump([doc("GradingRun", "stall", spec)], tmp_path / "stall.yaml")))
+        job = child_name("GradingRun", "stall")
+        kubectl.wait(f"job/{job}", "create", 120)
+        kubectl.wait(f"job/{job}", "jsonpath={.status.ready}=1", 120)
+        (run,) = kubelet.pods_of(job)
+        assert run.process is not None
+        deadline = time.monotonic() + 240  # a guard against a hang, not a timing assertion
+        while not server.attempts(prompts[3]):
+            assert run.process.poll() is None and time.monotonic() < deadline, kubelet.log_of(run.name)
+            process_wait(run.process, 0.1)  # the stall on question 4 holds the stage here
+        uid = kubectl.get("job", job)["metadata"]["uid"]
+
+        operator.kill()
+        operator.start()
+        assert kubectl.get("job", job)["metadata"]["uid"] == uid and run.process.poll() is None
+        kubectl("patch", "gradingrun", "stall", "--type=merge", "-p", '{"spec": {"suspend": true}}')
+        kubectl.wait("gradingrun/stall", "jsonpath={.status.phase}=Suspended", 120)
+        assert run.process.wait(timeout=60) != 0  # the suspended stage's process was killed
+        assert kubectl.items("jobs", "-l", "adacot.dev/name=stall") == []  # suspend deleted the Job
+        asked_before = [len(server.attempts(p)) for p in prompts[:3]]
+
+        kubectl("patch", "gradingrun", "stall", "--type=merge", "-p", '{"spec": {"suspend": false}}')
+        kubectl.wait("gradingrun/stall", "condition=Complete", 300)
+        assert [len(server.attempts(p)) for p in prompts[:3]] == asked_before  # not asked again
+        assert len(server.attempts(prompts[3])) >= 2
+    output = kubectl.get("gradingrun", "stall")["status"]["output"]
+    graded = read_records(volume_root / "pvc" / output["claim"] / output["path"], GradedQuestion)
+    assert sorted(r.key for r in graded) == sorted(r["id"] for r in rows)  # each question once
+    # One pod killed by the suspension, one that finished: the restart started no second Job.
+    assert [(r.deleted, r.phase) for r in kubelet.pods_of(job)] == [(True, "Running"), (False, "Succeeded")]
