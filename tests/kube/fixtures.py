@@ -16,13 +16,15 @@ import select
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+
+from .discovery import AGGREGATED
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 CRDS = TESTS_DIR.parent / "crds"
@@ -39,6 +41,7 @@ class KubeApi:
     kubeconfig: Path
     log: Path
     cache_dir: Path
+    _cache: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def requests(self) -> list[dict[str, Any]]:
         """Every request served so far, oldest first."""
@@ -55,22 +58,36 @@ class KubeApi:
 
     def _collection(self, resource: str, namespace: str | None) -> str:
         plural, _, group = resource.partition(".")
-        for entry in self._discovery():
-            if entry["name"] == plural and (not group or entry["group"] == group):
-                prefix = f"/apis/{entry['group']}/{entry['version']}" if entry["group"] else "/api/v1"
-                scope = f"/namespaces/{namespace}" if namespace and entry["namespaced"] else ""
-                return f"{prefix}{scope}/{plural}"
-        raise KeyError(f"the emulator serves no resource {resource!r}")
+        for refresh in (False, True):  # a resource missing from the cache may be a CRD applied since
+            entry = next(
+                (e for e in self._resources(refresh) if e["name"] == plural and group in ("", e["group"])),
+                None,
+            )
+            if entry is not None:
+                break
+        else:
+            raise KeyError(f"the emulator serves no resource {resource!r}")
+        prefix = f"/apis/{entry['group']}/{entry['version']}" if entry["group"] else "/api/v1"
+        scope = f"/namespaces/{namespace}" if namespace and entry["namespaced"] else ""
+        return f"{prefix}{scope}/{plural}"
 
-    def _discovery(self) -> Iterator[dict[str, Any]]:
-        get = httpx.Client(base_url=self.url, timeout=30).get
-        versions = [("", "v1")] + [
-            (g["name"], g["preferredVersion"]["version"]) for g in get("/apis").json()["groups"]
-        ]
-        for group, version in versions:
-            path = f"/apis/{group}/{version}" if group else "/api/v1"
-            for entry in get(path).json()["resources"]:
-                yield {**entry, "group": group, "version": version}
+    def _resources(self, refresh: bool) -> list[dict[str, Any]]:
+        """Served resources (name, group, version, namespaced) from aggregated discovery, cached."""
+        if refresh or not self._cache:
+            accept = {"Accept": AGGREGATED}
+            self._cache = [
+                {
+                    "name": r["resource"],
+                    "group": g["metadata"]["name"],
+                    "version": v["version"],
+                    "namespaced": r["scope"] == "Namespaced",
+                }
+                for path in ("/api", "/apis")
+                for g in httpx.get(self.url + path, headers=accept, timeout=30).json()["items"]
+                for v in g["versions"]
+                for r in v["resources"]
+            ]
+        return self._cache
 
 
 def write_kubeconfig(path: Path, url: str) -> Path:
