@@ -29,6 +29,8 @@ class ApiError(Exception):
         }
         if self.details is not None:
             body["details"] = self.details
+        if not self.reason:
+            del body["reason"]  # an error the server passes through from storage carries none
         return body
 
 

@@ -80,7 +80,8 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-def _namespace(fs: Fields) -> dict[str, Any]:
+def _metadata_only(fs: Fields) -> dict[str, Any]:
+    """Kinds whose new objects carry nothing but metadata (spec and status are the server's)."""
     return {}
 
 
@@ -94,15 +95,11 @@ def _secret(fs: Fields) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v}
 
 
-def _serviceaccount(fs: Fields) -> dict[str, Any]:
-    return {}
-
-
 KINDS = {
-    "Namespace": _namespace,
+    "Namespace": _metadata_only,
     "ConfigMap": _configmap,
     "Secret": _secret,
-    "ServiceAccount": _serviceaccount,
+    "ServiceAccount": _metadata_only,
 }
 
 

@@ -72,9 +72,3 @@ def field_matcher(selector: str | None) -> Matcher:
         path, op, value = m[1], m[2], m[3]
         terms.append((path, op == "!=", value))
     return lambda obj: all((_lookup(obj, p) == v) != neg for p, neg, v in terms)
-
-
-def name_from_field_selector(selector: str | None) -> str | None:
-    """The name a `metadata.name=` selector pins (kubectl wait/delete watch one object this way)."""
-    m = re.search(r"(?:^|,)\s*metadata\.name\s*==?\s*([^,\s]+)", selector or "")
-    return m[1] if m else None

@@ -137,6 +137,9 @@ class Store(GarbageCollector):
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         self._check_kind(rt, obj)
+        if str(meta.get("resourceVersion") or "0").isdigit() and int(meta.get("resourceVersion") or 0):
+            # what etcd3's storage says, passed through as a 500 without a reason
+            raise errors.ApiError(500, "", "resourceVersion should not be set on objects to be created")
         if rt.namespaced:
             self._check_namespace(rt, ns, meta)
             meta["namespace"] = ns
@@ -150,7 +153,7 @@ class Store(GarbageCollector):
         meta = obj["metadata"]
         if (meta.get("namespace", ""), meta["name"]) in self.objects[rt.key]:
             raise errors.already_exists(rt.plural, rt.group, meta["name"])
-        for stale in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        for stale in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):  # "-1" passes
             meta.pop(stale, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
         if rt.generation:

@@ -231,6 +231,12 @@ def test_stale_put_conflicts_and_errors_read_like_the_server(api: client.ApiClie
         exists.value.status == 409
         and status_of(exists.value)["message"] == f'configmaps "{name}" already exists'
     )
+    with pytest.raises(ApiException) as versioned:
+        core.create_namespaced_config_map("default", {"metadata": {"name": "again", "resourceVersion": "5"}})
+    assert versioned.value.status == 500
+    assert (
+        status_of(versioned.value)["message"] == "resourceVersion should not be set on objects to be created"
+    )
     with pytest.raises(ApiException) as missing:
         core.read_namespaced_config_map("nope", "default")
     assert missing.value.status == 404 and status_of(missing.value)["reason"] == "NotFound"
