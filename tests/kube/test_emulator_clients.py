@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .fixtures import CRDS, KubeApi, Kubectl, apply_run
+from .fixtures import CRDS, GROUP, VERSION, KubeApi, Kubectl, apply_run, sample
 
 OPERATOR = """
 import kopf
@@ -105,3 +105,29 @@ def test_kubectl_discovers_through_aggregated_discovery(kube_api: KubeApi, kubec
         "jobs",
         "jobs/status",
     ]
+
+
+def test_transition_rule_pruning_and_defaulting_through_http(kube_api: KubeApi, with_crds: Kubectl) -> None:
+    job = sample("DistillationJob")
+    job["spec"]["unknownKnob"] = 1  # default fieldValidation (Warn): pruned, with a warning header
+    created = httpx.post(
+        f"{kube_api.url}/apis/{GROUP}/{VERSION}/namespaces/default/distillationjobs", json=job
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["Warning"] == '299 - "unknown field \\"spec.unknownKnob\\""'
+    assert "unknownKnob" not in created.json()["spec"] and created.json()["spec"]["suspend"] is False
+    name = job["metadata"]["name"]
+    changed = with_crds(
+        "patch",
+        "distillationjob",
+        name,
+        "--type=merge",
+        "-p",
+        '{"spec": {"distribution": {"prior": {"weights": [3, 2, 1, 0.5, 0.1]}}}}',
+        check=False,
+    )
+    assert changed.returncode == 1
+    assert changed.stderr.strip() == (
+        f'The DistillationJob "{name}" is invalid: spec.distribution: Invalid value: '
+        '"object": distribution is immutable'
+    )
