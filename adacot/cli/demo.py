@@ -33,9 +33,15 @@ import click
 @click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
 def demo(workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool) -> None:
     """Train tiny models, distil adaptively and uniformly, fine-tune, evaluate, report."""
+    from adacot.backends.teacher_server import TeacherServerError
     from adacot.demo.pipeline import run_demo
 
-    result = run_demo(workdir, quick=quick, fresh=fresh, progress=progress, threads=threads, echo=click.echo)
+    try:
+        result = run_demo(
+            workdir, quick=quick, fresh=fresh, progress=progress, threads=threads, echo=click.echo
+        )
+    except TeacherServerError as error:  # the server's log tail says why; no traceback needed
+        raise click.ClickException(f"the teacher server did not start: {error}") from None
     click.echo(f"report: {result.report}")
     if not result.ok:
         sys.exit(1)
