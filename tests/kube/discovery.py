@@ -7,7 +7,9 @@ OpenAPI v3 (/openapi/v3 and one document per group-version) lists each resource'
 `fieldValidation` query parameter on create/update/patch so kubectl leaves `--validate=strict` to the
 server (the emulator then answers with the server's own messages), and for custom resources the CRD
 schema under components (what `kubectl explain` reads). Built-in kinds get a free-form schema there:
-no client-side validation or OpenAPI-driven patch metadata for them. No /openapi/v2.
+no client-side validation or OpenAPI-driven patch metadata for them. No /openapi/v2 (kubectl
+wants it as protobuf): `kubectl apply` of a `kind: List` document, which kubectl validates on its own
+side, fails; multi-document YAML or a stream of JSON objects apply fine.
 """
 
 from __future__ import annotations
