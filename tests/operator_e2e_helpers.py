@@ -120,7 +120,8 @@ def grading_spec(server_url: str, model_path: str, bank: str | None) -> dict[str
 
 
 def chain(server_url: str, teacher_sampling: dict[str, Any], suspend_sft: bool) -> list[dict[str, Any]]:
-    """GradingRun pool -> DifficultyBank bank -> DistillationJob distil (P_eval from pool) -> SFTJob sft."""
+    """GradingRun pool (2 shards) -> DifficultyBank bank -> DistillationJob distil (P_eval from pool) ->
+    SFTJob sft."""
     teacher = {"endpoint": {"url": server_url, "model": "tiny", "concurrency": 1, "timeoutSeconds": 120},
                "sampling": teacher_sampling, "maxAttempts": 1}  # fmt: skip
     training = {"epochs": 2, "learningRate": 1e-3, "warmupRatio": 0, "lrScheduler": "constant",
@@ -133,7 +134,7 @@ def chain(server_url: str, teacher_sampling: dict[str, Any], suspend_sft: bool) 
               "distribution": {"fromGradingRun": {"name": "pool"}},
               "filter": {"requireReasoning": False}}  # fmt: skip
     return [
-        doc("GradingRun", "pool", grading_spec(server_url, "tiny", "bank")),
+        doc("GradingRun", "pool", {**grading_spec(server_url, "tiny", "bank"), "parallelism": 2}),
         doc("DifficultyBank", "bank", {"backoffLimit": 0}),
         doc("DistillationJob", "distil", distil),
         doc("SFTJob", "sft", sft),
