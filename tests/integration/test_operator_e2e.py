@@ -212,3 +212,23 @@ def test_suspend_mid_stage_and_an_operator_restart_resume_without_redoing_work(
     assert sorted(r.key for r in graded) == sorted(r["id"] for r in rows)  # each question once
     # One pod killed by the suspension, one that finished: the restart started no second Job.
     assert [(r.deleted, r.phase) for r in kubelet.pods_of(job)] == [(True, "Running"), (False, "Succeeded")]
+
+
+def test_the_shipped_example_is_accepted_and_waits_for_its_claims(
+    cluster: tuple[Kubectl, Path, LocalKubelet], operator: Operator
+) -> None:
+    """examples/distill.yaml as shipped, without its `models`/`datasets` claims in this namespace: the
+    GradingRuns' pods cannot be scheduled, which their status says; the rest waits for its inputs."""
+    kubectl, _, _ = cluster
+    kubectl("delete", "pvc", "models", "datasets")
+    kubectl("apply", "-f", str(REPO / "examples" / "distill.yaml"))
+    unschedulable = 'jsonpath={.status.conditions[?(@.type=="Running")].reason}=Unschedulable'
+    for name in ("qwen7b-pool", "qwen7b-eval"):
+        kubectl.wait(f"gradingrun/{name}", unschedulable, 120)
+        running = condition(kubectl.get("gradingrun", name), "Running")
+        assert 'persistentvolumeclaim "' in running["message"] and "not found" in running["message"], running
+    for kind, name in (("difficultybank", "qwen7b-bank"), ("distillationjob", "qwen7b-distil"),
+                       ("sftjob", "qwen7b-sft")):  # fmt: skip
+        kubectl.wait(f"{kind}/{name}", "jsonpath={.status.phase}=WaitingForInputs", 60)
+    assert {j["metadata"]["name"] for j in kubectl.items("jobs", "-l", MANAGED)} == {
+        child_name("GradingRun", "qwen7b-pool"), child_name("GradingRun", "qwen7b-eval")}  # fmt: skip

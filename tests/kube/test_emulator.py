@@ -27,11 +27,6 @@ def as_json_stream(path: Path) -> str:
     return "\n".join(json.dumps(d) for d in docs)
 
 
-@pytest.mark.xfail(
-    reason="crds/samples (gradingrun, sftjob, distill) write sampling's key `n` bare; kubectl's YAML 1.1 "
-    'reader sends it as "false", which the CRD rejects (unknown field spec.sampling.false): quote it',
-    strict=False,
-)
 def test_sample_files_apply_as_kubectl_reads_them(with_crds: Kubectl) -> None:
     with_crds("create", "namespace", "chain")  # distill.yaml reuses the single samples' names
     with_crds("apply", "-n", "chain", "-f", str(SAMPLES / "distill.yaml"))
