@@ -4,7 +4,8 @@ Hand-written Jobs running `python -c` programs: an Indexed Job (env from value /
 fieldRef, JOB_COMPLETION_INDEX, a ConfigMap file volume and a PVC with subPath at their real
 mountPaths, the termination message into pod status), failure with retries up to backoffLimit and the
 log fallback, suspend (pods deleted, processes killed) and resume, activeDeadlineSeconds, a pod waiting
-for a missing Secret, and a deleted Job's process killed.
+for a missing Secret, a deleted Job's process killed, and pods beyond the node's `max_running` slots
+left Pending.
 """
 
 from __future__ import annotations
@@ -206,3 +207,23 @@ def test_deleting_a_job_kills_its_process(kube_api: KubeApi, kubelet: LocalKubel
     kubectl(kube_api, "delete", "job", "doomed", "--wait=true")
     assert run.process is not None
     assert run.process.wait(timeout=30) != 0  # killed by the kubelet, not finished
+
+
+def test_at_most_max_running_pods_run_at_once(kube_api: KubeApi, tmp_path: Path) -> None:
+    """Three indexed pods on a one-slot node, the first held by a gate: the others stay Pending."""
+    gate = tmp_path / "gate"
+    program = f"""
+        import pathlib, time
+        while not pathlib.Path({str(gate)!r}).exists():
+            time.sleep(0.05)
+    """
+    with LocalKubelet(kube_api.kubeconfig, tmp_path / "node", max_running=1):
+        apply(kube_api, job("queued", program, completionMode="Indexed", completions=3, parallelism=3))
+        wait(kube_api, "job/queued", "jsonpath={.status.ready}=1")
+        phases = sorted(p["status"].get("phase", "Pending") for p in pods(kube_api, "queued"))
+        assert (phases, get(kube_api, "job", "queued")["status"]["active"]) == (
+            ["Pending", "Pending", "Running"],
+            3,
+        )
+        gate.touch()
+        wait(kube_api, "job/queued", "condition=Complete")
