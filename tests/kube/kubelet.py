@@ -101,7 +101,8 @@ class LocalKubelet:
             self._kill(run)
 
     def pods_of(self, job: str) -> list[PodRun]:
-        return [run for run in self.pods.values() if run.job[1] == job]
+        """The pods made for Job `job`, oldest first (a snapshot: the control thread adds pods)."""
+        return [run for run in list(self.pods.values()) if run.job[1] == job]
 
     def log_of(self, pod: str) -> str:
         sandbox = self.pods[pod].sandbox
