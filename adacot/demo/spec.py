@@ -10,7 +10,7 @@ The file holds the method and its ablation in miniature, all in one namespace:
     adaptive ──▶ adaptive-sft (SFTJob, evaluation on the test set, compareBase: accuracy before/after)
     ablation ──▶ ablation-sft (SFTJob, evaluation on the same test set)
 
-Grading uses the pass-rate grader (a PRM means nothing for a million-parameter model): k samples at
+Grading uses the pass-rate grader (a PRM means nothing for a 0.7M-parameter model): k samples at
 temperature 0.7, solved only when every sample is right, and the share right maps to levels 1..5 with
 the default bins (so with k = 5 each unsolved level is one more wrong sample). Pool, eval and test
 questions are disjoint sums.
@@ -32,6 +32,7 @@ API_VERSION = "adacot.dev/v1alpha1"
 UNIFORM = {str(level): 1.0 for level in range(6)}
 KV_CACHE_BYTES = str(256 << 20)  # vLLM's CPU build otherwise reserves a share of the host's memory
 MAX_MODEL_LEN = 256
+ONE_DIGIT_SUMS = 100
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,23 @@ QUICK = DemoSize(
 
 
 def write_questions(root: Path, size: DemoSize, seed: int = 0) -> dict[str, Path]:
-    """pool.jsonl, eval.jsonl and test.jsonl under `root`: disjoint sums, equal shares of 1-3 digits."""
-    items = sums(size.pool + size.eval + size.test, seed)
+    """pool.jsonl, eval.jsonl and test.jsonl under `root`: disjoint sums, each set with the same shares of
+    1-, 2- and 3-digit sums (so P_eval measured on eval describes the pool too).
+
+    There are only 100 one-digit sums: a third of the questions, at most 100, have one digit and the rest
+    split evenly between two and three digits. The sets are stratified slices of one list that
+    interleaves the sizes evenly (item i of n in its size sorts at (i + 0.5) / n).
+    """
+    total = size.pool + size.eval + size.test
+    ones = min(ONE_DIGIT_SUMS, total // 3)
+    counts = (ones, (total - ones) // 2, total - ones - (total - ones) // 2)
+    placed = []
+    for digits, count in enumerate(counts, start=1):
+        weights = tuple(1.0 if d == digits else 0.0 for d in range(1, len(counts) + 1))
+        placed += [
+            ((i + 0.5) / count, s) for i, s in enumerate(sums(count, seed + digits, digit_weights=weights))
+        ]
+    items = [s for _, s in sorted(placed, key=lambda pair: pair[0])]
     parts = {"pool": items[: size.pool], "eval": items[size.pool : size.pool + size.eval]}
     parts["test"] = items[size.pool + size.eval :]
     root.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Callers: adacot.demo.pretrain (training texts), adacot.demo.pipeline (question files). Pure functions.
 
 Why sums: the answer is checkable exactly, difficulty grows with the number of digits and carries, and
-a model of about a million parameters learns part of it in minutes on a CPU, so the student solves
+a model of 0.7M parameters learns part of it in minutes on a CPU, so the student solves
 some questions and fails others. Two answer styles:
 
 - direct (the student): `\\boxed{132}`, the answer only;

@@ -47,6 +47,10 @@ def test_question_files_are_disjoint(tmp_path: Path) -> None:
         spec.QUICK.test,
     ]
     assert not ids["pool"] & ids["eval"] and not ids["pool"] & ids["test"] and not ids["eval"] & ids["test"]
+    one_digit = {
+        n: sum(i.count("+") == 1 and len(i) == 3 for i in found) / len(found) for n, found in ids.items()
+    }
+    assert one_digit["pool"] == one_digit["eval"] == one_digit["test"] > 0  # stratified: P_eval fits the pool
 
 
 def test_distill_yaml_plans_in_dependency_order(tmp_path: Path) -> None:
