@@ -34,7 +34,7 @@ import click
 def demo(workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool) -> None:
     """Train tiny models, distil adaptively and uniformly, fine-tune, evaluate, report."""
     from adacot.backends.teacher_server import TeacherServerError
-    from adacot.demo.pipeline import run_demo
+    from adacot.demo.pipeline import DemoWorkdirError, run_demo
 
     try:
         result = run_demo(
@@ -42,6 +42,8 @@ def demo(workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool) 
         )
     except TeacherServerError as error:  # the server's log tail says why; no traceback needed
         raise click.ClickException(f"the teacher server did not start: {error}") from None
+    except DemoWorkdirError as error:
+        raise click.UsageError(str(error)) from None
     click.echo(f"report: {result.report}")
     if not result.ok:
         sys.exit(1)

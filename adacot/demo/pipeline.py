@@ -75,6 +75,7 @@ def run_demo(
     size = spec.QUICK if quick else spec.FULL
     if fresh and workdir.exists():
         shutil.rmtree(workdir)
+    claim_workdir(workdir, "quick" if quick else "full")
     models, project = workdir / "models", workdir / "project"
     echo(f"[1/5] training the student and the teacher ({'quick' if quick else 'full'} size)")
     student = train_model(models / "student", size.student, direct_answer, label="student", log=echo)
@@ -99,6 +100,22 @@ def run_demo(
     echo(f"[5/5] writing the report to {workdir / 'report'}")
     report = write_report(workdir, size, results, echo=echo)
     return DemoResult(workdir=workdir, spec_file=spec_file, report=report, results=results)
+
+
+def claim_workdir(workdir: Path, size: str) -> None:
+    """Mark `workdir` as holding a demo of this size; refuse one of the other size, whose finished stages
+    the runner would otherwise skip and report next to models of this size."""
+    marker = workdir / "demo-size.txt"
+    if marker.is_file() and (found := marker.read_text().strip()) != size:
+        raise DemoWorkdirError(
+            f"{workdir} holds a {found} demo; use --fresh to replace it, or another --workdir"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(size + "\n")
+
+
+class DemoWorkdirError(ValueError):
+    """The work directory holds a demo of another size."""
 
 
 def _teacher(

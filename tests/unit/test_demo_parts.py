@@ -11,6 +11,7 @@ import yaml
 from adacot import runner
 from adacot.api.common import Endpoint
 from adacot.demo import spec
+from adacot.demo.pipeline import DemoWorkdirError, claim_workdir
 from adacot.demo.report import verdict
 from adacot.demo.synthetic import Sum, direct_answer, step_answer, sums
 from adacot.stages.r1 import assemble
@@ -87,3 +88,10 @@ def test_verdict_follows_the_measured_accuracies(
 ) -> None:
     facts = {"base-accuracy": 0.2, "adaptive-accuracy": adaptive, "ablation-accuracy": ablation}
     assert expected in verdict({**facts, "test-questions": 60})
+
+
+def test_a_workdir_holds_one_demo_size(tmp_path: Path) -> None:
+    claim_workdir(tmp_path / "w", "quick")
+    claim_workdir(tmp_path / "w", "quick")  # a rerun of the same size reuses it
+    with pytest.raises(DemoWorkdirError, match="holds a quick demo; use --fresh"):
+        claim_workdir(tmp_path / "w", "full")
