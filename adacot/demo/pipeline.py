@@ -25,8 +25,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from adacot import runner, runner_report
 from adacot.api.common import Endpoint, ModelSpec, VllmOptions
 from adacot.api.distillation_job import DistillationJob, TeacherServer
@@ -87,9 +85,7 @@ def run_demo(
         url=f"http://127.0.0.1:{port}/v1", model="teacher", concurrency=16, timeout_seconds=300
     )
     spec_file = project / "distill.yaml"
-    spec_file.write_text(
-        yaml.safe_dump_all(spec.documents(project, size, student, endpoint), sort_keys=False)
-    )
+    spec_file.write_text(spec.dump(spec.documents(project, size, student, endpoint)))
     stages = runner.plan(spec_file, workdir / "runs")
     with _teacher(stages, teacher, port, workdir / "teacher-server.log", echo):
         echo("[4/5] running the pipeline (adacot run distill.yaml)")

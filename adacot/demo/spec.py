@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from adacot.api.common import Endpoint
 from adacot.demo.pretrain import TrainPlan
@@ -101,6 +104,18 @@ def documents(root: Path, size: DemoSize, student: Path, teacher: Endpoint) -> l
         _doc("SFTJob", "ablation-sft", _sft(size, "ablation", compare_base=False)),
     ]
     return docs
+
+
+class _KubectlSafeDumper(yaml.SafeDumper):
+    """Quotes y/n/Y/N: kubectl's YAML 1.1 reader takes a bare `n:` (sampling.n) for the boolean false."""
+
+
+_KubectlSafeDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+def dump(docs: list[dict[str, Any]]) -> str:
+    """The documents as one multi-document YAML that both `adacot run` and `kubectl apply -f` read alike."""
+    return yaml.dump_all(docs, Dumper=_KubectlSafeDumper, sort_keys=False)
 
 
 def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

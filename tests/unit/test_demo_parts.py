@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from adacot import runner
 from adacot.api.common import Endpoint
@@ -61,9 +60,9 @@ def test_distill_yaml_plans_in_dependency_order(tmp_path: Path) -> None:
     project = tmp_path / "project"
     spec.write_questions(project, spec.QUICK)
     endpoint = Endpoint(url="http://127.0.0.1:1/v1", model="teacher")
-    (project / "distill.yaml").write_text(
-        yaml.safe_dump_all(spec.documents(project, spec.QUICK, student, endpoint), sort_keys=False)
-    )
+    text = spec.dump(spec.documents(project, spec.QUICK, student, endpoint))
+    assert "'n': " in text and "\n  n: " not in text and "\n    n: " not in text  # kubectl: bare n is false
+    (project / "distill.yaml").write_text(text)
     stages = runner.plan(project / "distill.yaml", tmp_path / "runs")
     assert [s.label for s in stages] == [
         "GradingRun/pool", "GradingRun/eval", "DifficultyBank/bank", "DistillationJob/adaptive",
