@@ -128,9 +128,17 @@ class Operator:
         return float("nan")
 
     def reconciles(self) -> float:
+        """Sum of adacot_reconcile_total; retried, as a busy machine can reset a scrape."""
         url = f"http://127.0.0.1:{self.metrics}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                if attempt == 4 or self.process.poll() is not None:
+                    raise
+                time.sleep(0.5)
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith("adacot_reconcile_total{"))  # fmt: skip
 
