@@ -58,7 +58,7 @@ AGENT = "adacot-bench"
 NAMESPACE = "default"
 RUNS = f"/apis/adacot.dev/v1alpha1/namespaces/{NAMESPACE}/gradingruns"
 JOBS = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
-DEADLINE_S = 600.0
+DEADLINE_S = 180.0
 
 
 def log(message: str) -> None:
