@@ -68,8 +68,14 @@ def log(message: str) -> None:
 class Watch:
     """First time each object name was seen by a watch satisfying `match`, re-opened when it closes."""
 
-    def __init__(self, client: httpx.Client, path: str, match: Callable[[dict[str, Any]], bool]) -> None:
-        self.client, self.path, self.match = client, path, match
+    def __init__(
+        self,
+        client: httpx.Client,
+        path: str,
+        match: Callable[[dict[str, Any]], bool],
+        alive: Callable[[], bool],
+    ) -> None:
+        self.client, self.path, self.match, self.alive = client, path, match, alive
         self.seen: dict[str, float] = {}
         self.changed = threading.Condition()
         threading.Thread(target=self._run, daemon=True).start()
@@ -93,11 +99,14 @@ class Watch:
                 self.changed.notify_all()
 
     def wait(self, names: list[str]) -> None:
-        """Block until every name was seen (event-driven, no polling)."""
+        """Block until every name was seen (event-driven; woken every 5 s to notice a dead operator)."""
+        deadline = time.monotonic() + DEADLINE_S
         with self.changed:
-            if not self.changed.wait_for(lambda: all(n in self.seen for n in names), DEADLINE_S):
-                missing = [n for n in names if n not in self.seen]
-                raise SystemExit(f"timed out on {self.path}: {len(missing)} never seen, e.g. {missing[:3]}")
+            while not self.changed.wait_for(lambda: all(n in self.seen for n in names), 5):
+                if not self.alive() or time.monotonic() > deadline:
+                    missing = [n for n in names if n not in self.seen]
+                    state = "timed out" if self.alive() else "the operator exited"
+                    raise SystemExit(f"{state} on {self.path}: {len(missing)} not seen, e.g. {missing[:3]}")
 
 
 class Operator:
@@ -228,9 +237,10 @@ def requests_by_verb(entries: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def bench(api: Any, operator: Operator, client: httpx.Client, args: argparse.Namespace) -> dict[str, Any]:
-    jobs = Watch(client, "/apis/batch/v1/jobs", lambda b: True)
+    alive = lambda: operator.process.poll() is None  # noqa: E731
+    jobs = Watch(client, "/apis/batch/v1/jobs", lambda b: True, alive)
     done = Watch(client, "/apis/adacot.dev/v1alpha1/gradingruns",
-                 lambda b: (b.get("status") or {}).get("phase") == "Succeeded")  # fmt: skip
+                 lambda b: (b.get("status") or {}).get("phase") == "Succeeded", alive)  # fmt: skip
     out: dict[str, Any] = {"reference_round_trip": stats(api_round_trip(client, args.sequential))}
     out["idle_rss_mib"] = operator.rss_mib()
     log_start, reconciles_start = len(api.requests()), operator.reconciles()
