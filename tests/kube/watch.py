@@ -47,7 +47,8 @@ class WatchStream:
         """The events to send first; subscribes in the same step (no await: nothing missed or repeated)."""
         store, since = self.store, self.query.get("resourceVersion", "")
         try:
-            backlog = [] if since in ("", "0") else store.events_since(int(since))
+            history = [] if since in ("", "0") else store.events_since(int(since))
+            backlog = [e for e in history if e.key == self.rt.key]
         except (errors.ApiError, ValueError) as exc:
             status = (
                 exc.status() if isinstance(exc, errors.ApiError) else errors.bad_request(str(exc)).status()
