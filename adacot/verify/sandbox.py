@@ -31,10 +31,13 @@ What it gets where the machine allows (probed once per process, see `probe_isola
     unprivileged uid cannot traverse (/root/.pyenv): sys.path is re-pointed at directory descriptors
     opened before the drop (/proc/self/fd/N), which exposes that library tree read-only, nothing else.
   * not root: no namespaces and no uid change. The program runs as the caller's user: it can read
-    files the caller can read (including /proc/PID/environ of the caller's processes), open network
-    connections and signal the caller. Stragglers that left the process group are found by a marker in
-    their environment and killed. Run adacot's verifiers as root inside a container (as the worker image
-    does) or treat the non-root mode as a convenience for trusted code only.
+    files the caller can read, open network connections and signal the caller. The caller makes itself
+    non-dumpable (`shield_caller`), so its /proc/PID/environ (a stage's secret env vars), /proc/PID/mem
+    and ptrace are closed to the program; other processes of the same user that exec'd since (a vLLM
+    engine, a shell) stay readable. Stragglers that left the process group are found by a marker in
+    their environment and killed. adacot's worker images run as uid 10001, i.e. in this mode: run
+    code grading of untrusted programs as root, under a sandboxed runtime, or without secrets
+    (docs/security.md), or treat the non-root mode as fit for trusted code only.
 
 What it does NOT protect against, in any mode: kernel exploits (this is not a security boundary like
 gVisor or a VM); system calls in general (no seccomp filter); the shared /tmp, /dev/shm and other
@@ -46,6 +49,7 @@ CPU and memory bandwidth contention with other work on the machine; timing side 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -73,6 +77,7 @@ _READ_CHUNK = 1 << 16
 _DRAIN_SECONDS = 5.0  # after the child exits, how long stragglers may keep the pipes open
 _SHM = "/dev/shm"
 _SHM_MIN_FREE = 4 << 30
+_PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,27 @@ def probe_isolation(python: str = sys.executable) -> Isolation:
     return Isolation(netns, pidns, True, note)
 
 
+def shield_caller(isolation: Isolation) -> None:
+    """Without a privilege drop a program runs as our uid and could read this process's
+    /proc/PID/environ (where a pod's secretKeyRef env vars are) or attach to it: PR_SET_DUMPABLE=0
+    closes both to other processes of the uid. Lasts for this process and its forks, until an exec."""
+    if isolation.drop_privileges:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        log.warning("code sandbox: prctl(PR_SET_DUMPABLE, 0) failed: %s", os.strerror(ctypes.get_errno()))
+    _warn_unprivileged(isolation.note)
+
+
+@cache
+def _warn_unprivileged(note: str) -> None:
+    log.warning(
+        "code sandbox without privilege drop (%s): programs run as this user, with network access, "
+        "and can read this user's files; fit for trusted code only (docs/security.md)",
+        note,
+    )
+
+
 class _Child(Protocol):
     """A run's process as the collector sees it (adacot.verify.zygote.ServedChild or FreshChild)."""
 
@@ -198,6 +224,7 @@ class Sandbox:
     def __init__(self, limits: SandboxLimits | None = None, slots: int = 1, fork_server: bool = True) -> None:
         self.limits = limits or SandboxLimits()
         self.isolation = probe_isolation(self.limits.python)
+        shield_caller(self.isolation)
         self._slots: queue.Queue[int] = queue.Queue()
         first = self.limits.uid_base + secrets.randbelow((1 << 20) - max(1, slots))
         for slot in range(max(1, slots)):
