@@ -40,6 +40,7 @@ import yaml
 
 from adacot.api import AnyResource, dependency_graph
 from adacot.api.common import ModelSpec
+from adacot.api.defaults import with_default_model
 from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.grading_run import GradingRun
@@ -208,34 +209,8 @@ def _order(resources: Sequence[AnyResource], workdir: Path) -> list[Stage]:
             resource = by_key[key]
             inputs = tuple((namespace, kind, name) for kind, name in graph[key])
             out = workdir / namespace / resource.kind / resource.metadata.name
-            stages.append(Stage(resource=_with_default_model(resource, by_key), inputs=inputs, out_dir=out))
+            stages.append(Stage(resource=with_default_model(resource, by_key), inputs=inputs, out_dir=out))
     return stages
-
-
-def _with_default_model(resource: AnyResource, by_key: Mapping[tuple[str, str], AnyResource]) -> AnyResource:
-    """An SFTJob without a model trains the model of the bank behind its DistillationJob (the bank's
-    own model, else its first GradingRun's), as the operator does."""
-    if not isinstance(resource, SFTJob) or resource.spec.model is not None:
-        return resource
-    ref = resource.spec.dataset.distillation_job_ref
-    job = by_key.get(("DistillationJob", ref.name)) if ref else None
-    bank = (
-        by_key.get(("DifficultyBank", job.spec.bank_ref.name)) if isinstance(job, DistillationJob) else None
-    )
-    model = _bank_model(bank, by_key) if isinstance(bank, DifficultyBank) else None
-    if model is None:
-        return resource
-    return resource.model_copy(update={"spec": resource.spec.model_copy(update={"model": model})})
-
-
-def _bank_model(bank: DifficultyBank, by_key: Mapping[tuple[str, str], AnyResource]) -> ModelSpec | None:
-    if bank.spec.model is not None:
-        return bank.spec.model
-    name = bank.metadata.name
-    for run in (r for r in by_key.values() if isinstance(r, GradingRun)):
-        if run.key in bank.references() or (run.spec.bank_ref is not None and run.spec.bank_ref.name == name):
-            return run.spec.model
-    return None
 
 
 def _select(stages: list[Stage], only: str) -> list[Stage]:

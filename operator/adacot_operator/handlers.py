@@ -32,6 +32,7 @@ import kopf
 from pydantic import ValidationError
 
 from adacot.api import GROUP, RESOURCE_KINDS, VERSION, AnyResource, dependency_graph
+from adacot.api.defaults import with_default_model
 from adacot_operator.kube import Kube
 from adacot_operator.manifests import build_children
 from adacot_operator.metrics import Metrics, serve
@@ -117,10 +118,8 @@ def _build(
 ) -> list[dict[str, Any]]:
     """The children's manifests; an SFTJob without a model trains the model of its bank (as `adacot
     run` does, through the runner's own rule)."""
-    from adacot.runner import _with_default_model  # the one definition of the SFT base-model default
-
     assert model is not None  # plan builds only when the resource validated
-    filled = _with_default_model(model, models)
+    filled = with_default_model(model, models)
     base = getattr(filled.spec, "model", None) if filled.kind == "SFTJob" else None
     done = {k: v for k, v in producers.items() if v is not None}
     return build_children(model, ResolvedInputs.from_producers(done, model=base), _State.settings)
