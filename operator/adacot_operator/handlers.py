@@ -2,8 +2,9 @@
 
 Imported by `adacot_operator/__init__.py`, so `kopf run -m adacot_operator` registers everything here.
 The operator is level-triggered: every cause leads to the same `reconcile(kind, namespace, name)`,
-which re-reads the world (the resource, its Job and pods, the namespace's other adacot resources) and
-applies `reconcile.plan`. Causes, per kind (handler ids `<kind>_<cause>`):
+which re-reads the world (the resource, its producers, its Job and pods, fresh from the API; the
+namespace's other adacot resources, for the dependency graph, from `cache.NamespaceCache`) and applies
+`reconcile.plan`. Causes, per kind (handler ids `<kind>_<cause>`):
 
 - `<kind>_event`: any change of the resource (kopf's watch; also the initial listing, so a restarted
   operator re-derives everything from the cluster — children are found by name, never duplicated);
@@ -33,6 +34,7 @@ from pydantic import ValidationError
 
 from adacot.api import GROUP, RESOURCE_KINDS, VERSION, AnyResource, dependency_graph
 from adacot.api.defaults import with_default_model
+from adacot_operator.cache import NamespaceCache
 from adacot_operator.kube import Kube
 from adacot_operator.manifests import build_children
 from adacot_operator.metrics import Metrics, serve
@@ -49,6 +51,7 @@ TIMER_INTERVAL_S = 30.0
 KIND_OF_LABEL = {kind.lower(): kind for kind in RESOURCE_KINDS}
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 METRICS = Metrics()
+CACHE = NamespaceCache()
 
 
 class _State:
@@ -83,11 +86,11 @@ def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
         body = kube.get(kind, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
-        bodies = _namespace(kube, namespace)
+        bodies = {**CACHE.bodies(namespace, lambda: _namespace(kube, namespace)), (kind, name): body}
         models = _parse_all(bodies)
         model = models.get((kind, name))
         inputs = dependency_graph(models.values()).get((kind, name), []) if model else []
-        producers = {key: bodies.get(key) for key in inputs}
+        producers = {key: kube.get(key[0], namespace, key[1]) for key in inputs}  # fresh: phases
         children = kube.children(model) if model is not None else Children()
         result = plan(body, children, producers, datetime.now(UTC), lambda: _build(model, producers, models))
         _carry_out(kube, body, result)
@@ -154,6 +157,7 @@ def _parse_all(bodies: dict[Key, dict[str, Any]]) -> dict[Key, AnyResource]:
 
 def _on_resource_event(*, type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     kind, ns = str(body.get("kind")), namespace or "default"
+    CACHE.observe(kind, ns, body, deleted=type == "DELETED")
     if type == "DELETED":
         METRICS.forget(kind, ns, name)
         return
