@@ -184,6 +184,8 @@ def train(plan: TrainPlan) -> dict[str, Any]:
     """Train (resuming from the newest checkpoint), save the final model; returns the run's figures."""
     from transformers import AutoTokenizer, Trainer, set_seed
 
+    from adacot.stages.train_progress import status_progress
+
     out = Path(plan.out_dir)
     set_seed(plan.training.seed)
     tokenizer = AutoTokenizer.from_pretrained(plan.model_path)
@@ -194,6 +196,9 @@ def train(plan: TrainPlan) -> dict[str, Any]:
     trainer = Trainer(
         model=model, args=args, train_dataset=rows, data_collator=collator, processing_class=tokenizer
     )
+    progress = status_progress(_rank())
+    if progress is not None:
+        trainer.add_callback(progress)
     resumed = last_checkpoint(out)
     output = trainer.train(resume_from_checkpoint=resumed)
     _save(trainer, plan, out, tokenizer)

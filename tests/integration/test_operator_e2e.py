@@ -45,6 +45,7 @@ from test_runner import TEACHER_SAMPLING, math500, pool_with_a_solvable_question
 
 from adacot.api.common import PromptSpec
 from adacot.artifacts import GradedQuestion, read_records, verify_artifact
+from adacot.pipelines.sftjob import read_summary
 from adacot.stages.prompts import user_text
 
 pytestmark = [pytest.mark.integration, needs_shared_data]
@@ -144,6 +145,9 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
         verify_artifact(artifact)
         assert hashlib.sha256((artifact / "MANIFEST.json").read_bytes()).hexdigest() == output["sha256"]
         assert status["progress"]["percent"] == 100, (kind, status["progress"])
+        if kind == "SFTJob":  # training steps, reported by the trainer's rank 0 while it ran
+            steps = read_summary(artifact)["global_step"]
+            assert steps > 1 and status["progress"]["total"] == status["progress"]["done"] == steps
     worker_patches = {(r["resource"], r["name"]) for r in kube_api.requests()
                       if r["verb"] == "patch" and r["subresource"] == "status" and r["code"] == 200
                       and r["user_agent"].startswith("Python-urllib")}  # fmt: skip
