@@ -52,6 +52,8 @@ KIND_OF_LABEL = {kind.lower(): kind for kind in RESOURCE_KINDS}
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 METRICS = Metrics()
 CACHE = NamespaceCache()
+_PARSED: dict[str, dict[Key, tuple[str, AnyResource | None]]] = {}
+"""Per namespace: (resourceVersion, model or None when invalid) of each resource last parsed."""
 
 
 class _State:
@@ -87,7 +89,7 @@ def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         bodies = {**CACHE.bodies(namespace, lambda: _namespace(kube, namespace)), (kind, name): body}
-        models = _parse_all(bodies)
+        models = _parse_all(bodies, namespace)
         model = models.get((kind, name))
         inputs = dependency_graph(models.values()).get((kind, name), []) if model else []
         producers = {key: kube.get(key[0], namespace, key[1]) for key in inputs}  # fresh: phases
@@ -144,15 +146,30 @@ def _namespace(kube: Kube, namespace: str) -> dict[Key, dict[str, Any]]:
     }
 
 
-def _parse_all(bodies: dict[Key, dict[str, Any]]) -> dict[Key, AnyResource]:
-    """The bodies that validate (an invalid one gets ValidationFailed from its own reconcile)."""
+def _parse_all(bodies: dict[Key, dict[str, Any]], namespace: str) -> dict[Key, AnyResource]:
+    """The bodies that validate (an invalid one gets ValidationFailed from its own reconcile). Parsed
+    once per resourceVersion: a reconcile sees every resource of the namespace, and pydantic costs
+    ~40 us a body (20 ms a reconcile at 500 resources). The models are shared: never mutate one."""
     models: dict[Key, AnyResource] = {}
-    for (kind, name), body in bodies.items():
-        try:
-            models[(kind, name)] = cast(AnyResource, RESOURCE_KINDS[kind].model_validate(body))
-        except ValidationError:
-            continue
+    with _State.guard:
+        memo = _PARSED.setdefault(namespace, {})
+        for key, body in bodies.items():
+            version = str(body["metadata"].get("resourceVersion") or "")
+            hit = memo.get(key)
+            if hit is None or hit[0] != version or not version:
+                hit = memo[key] = (version, _parse(key[0], body))
+            if hit[1] is not None:
+                models[key] = hit[1]
+        for gone in memo.keys() - bodies.keys():
+            del memo[gone]
     return models
+
+
+def _parse(kind: str, body: dict[str, Any]) -> AnyResource | None:
+    try:
+        return cast(AnyResource, RESOURCE_KINDS[kind].model_validate(body))
+    except ValidationError:
+        return None
 
 
 def _on_resource_event(*, type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
