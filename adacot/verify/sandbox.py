@@ -35,9 +35,9 @@ What it gets where the machine allows (probed once per process, see `probe_isola
     non-dumpable (`shield_caller`), so its /proc/PID/environ (a stage's secret env vars), /proc/PID/mem
     and ptrace are closed to the program; other processes of the same user that exec'd since (a vLLM
     engine, a shell) stay readable. Stragglers that left the process group are found by a marker in
-    their environment and killed. adacot's worker images run as uid 10001, i.e. in this mode: run
-    code grading of untrusted programs as root, under a sandboxed runtime, or without secrets
-    (docs/security.md), or treat the non-root mode as fit for trusted code only.
+    their environment and killed (adacot.verify.stragglers). adacot's worker images run as uid 10001,
+    i.e. in this mode: run code grading of untrusted programs as root, under a sandboxed runtime, or
+    without secrets (docs/security.md), or treat the non-root mode as fit for trusted code only.
 
 What it does NOT protect against, in any mode: kernel exploits (this is not a security boundary like
 gVisor or a VM); system calls in general (no seccomp filter); the shared /tmp, /dev/shm and other
@@ -57,7 +57,6 @@ import queue
 import secrets
 import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -68,13 +67,18 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Protocol
 
+from adacot.verify.stragglers import (
+    DRAIN_SECONDS,
+    MARKER,
+    await_marked_gone,
+    kill_run,
+    sandbox_processes,
+)
 from adacot.verify.zygote import CONFINE, ForkServer, FreshChild, ZygoteLost
 
 log = logging.getLogger(__name__)
-_MARKER = "ADACOT_SANDBOX_RUN"
 _SCRIPT = "harness_main.py"
 _READ_CHUNK = 1 << 16
-_DRAIN_SECONDS = 5.0  # after the child exits, how long stragglers may keep the pipes open
 _SHM = "/dev/shm"
 _SHM_MIN_FREE = 4 << 30
 _PR_SET_DUMPABLE = 4
@@ -297,7 +301,7 @@ class Sandbox:
 
     def _launch_served(self, slot: int) -> _Launch:
         def launch(cfg: _ChildConfig, token: str, fds: list[int]) -> _Child:
-            env = {"HOME": cfg.workdir, "TMPDIR": cfg.workdir, _MARKER: token}
+            env = {"HOME": cfg.workdir, "TMPDIR": cfg.workdir, MARKER: token}
             return self._server(slot).spawn(asdict(cfg), token, env, fds)
 
         return launch
@@ -307,12 +311,12 @@ class Sandbox:
         if server is None or not server.alive:
             self._retire(slot)
             env = _base_env(self._base, "")
-            del env[_MARKER]
+            del env[MARKER]
             start = self._launcher.submit(
                 ForkServer,
                 self.limits.python,
                 env,
-                _MARKER,
+                MARKER,
                 len(self._token()),
                 self.isolation.pidns,
                 self.isolation.drop_privileges,
@@ -438,7 +442,7 @@ def _base_env(workdir: str, token: str) -> dict[str, str]:
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONIOENCODING": "utf-8",
-        _MARKER: token,
+        MARKER: token,
     }
 
 
@@ -514,13 +518,13 @@ def _collect(child: _Child, fds: dict[str, int], limits: SandboxLimits, token: s
                 exited = True
                 if exit_fd is not None:
                     streams.selector.unregister(exit_fd)  # stays readable (pidfd): no busy loop
-                _kill(child.pid, token, scan)  # anything still in the group is a straggler
-                deadline = min(deadline, time.monotonic() + _DRAIN_SECONDS)
+                kill_run(child.pid, token, scan)  # anything still in the group is a straggler
+                deadline = min(deadline, time.monotonic() + DRAIN_SECONDS)
     finally:
-        _kill(child.pid, token, scan)
+        kill_run(child.pid, token, scan)
         child.wait()
         if not child.namespace_gone:
-            _await_marked_gone(token)
+            await_marked_gone(token)
         streams.close()
         child.close()
     return SandboxRun(
@@ -531,77 +535,3 @@ def _collect(child: _Child, fds: dict[str, int], limits: SandboxLimits, token: s
         timed_out=timed_out,
         overflow=overflow,
     )
-
-
-def _await_marked_gone(token: str, seconds: float = _DRAIN_SECONDS) -> None:
-    """Kill the run's processes by marker and wait until they are gone: when the namespace's init
-    dies, the kernel kills the rest asynchronously, after our direct child has already exited."""
-    deadline = time.monotonic() + seconds
-    for pid in _marked_pids(f"{_MARKER}={token}".encode()):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-        pidfd = _pidfd(pid)
-        if pidfd is None:
-            continue
-        with selectors.DefaultSelector() as selector:
-            selector.register(pidfd, selectors.EVENT_READ)
-            selector.select(max(0.0, deadline - time.monotonic()))
-        os.close(pidfd)
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _kill(pid: int, token: str, scan: bool) -> None:
-    # The group's leader is not reaped before this (Popen.wait after, the zygote's WNOWAIT), so its
-    # pid cannot have been reused as another group's id.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    if scan:
-        kill_marked(token)
-
-
-def kill_marked(token: str = "") -> int:
-    """Kill every process whose environment carries the sandbox marker (with this token, or any
-    when token is empty); returns how many. Catches stragglers that called setsid()."""
-    needle = f"{_MARKER}={token}".encode()
-    killed = 0
-    for pid in _marked_pids(needle):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-            killed += 1
-    return killed
-
-
-def _marked_pids(needle: bytes) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                env = handle.read()
-        except OSError:
-            continue
-        if any(item.startswith(needle) for item in env.split(b"\0")):
-            found.append(int(entry))
-    return found
-
-
-def sandbox_processes(prefix: str = "") -> list[int]:
-    """Pids of live (non-zombie) sandboxed processes whose token starts with `prefix` (all when
-    empty); used by tests and diagnostics."""
-    live = []
-    for pid in _marked_pids(f"{_MARKER}={prefix}".encode()):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != b"Z":
-            live.append(pid)
-    return live

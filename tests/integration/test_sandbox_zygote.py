@@ -19,7 +19,8 @@ import pytest
 
 from adacot.verify import zygote
 from adacot.verify.code import CodeVerifier
-from adacot.verify.sandbox import Sandbox, SandboxLimits, probe_isolation, sandbox_processes
+from adacot.verify.sandbox import Sandbox, SandboxLimits, probe_isolation
+from adacot.verify.stragglers import sandbox_processes
 
 pytestmark = pytest.mark.integration
 
