@@ -20,12 +20,9 @@ from adacot.api.common import (
     LocalObjectReference,
     ModelSpec,
     Resources,
-    cel,
-    check_one_of,
-    one_of_rule,
-    validations,
 )
 from adacot.api.resource import Resource, phase_columns
+from adacot.api.rules import cel, check_one_of, one_of_rule, validations
 from adacot.api.status import DifficultyBankStatus
 
 

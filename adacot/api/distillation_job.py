@@ -28,13 +28,9 @@ from adacot.api.common import (
     SamplingSpec,
     VerificationSpec,
     VllmOptions,
-    cel,
-    check_one_of,
-    immutable,
-    one_of_rule,
-    validations,
 )
 from adacot.api.resource import Resource, phase_columns
+from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
 from adacot.api.status import DistillationJobStatus
 
 LEVELS = ("0", "1", "2", "3", "4", "5")

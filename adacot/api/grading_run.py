@@ -26,12 +26,9 @@ from adacot.api.common import (
     PromptSpec,
     SamplingSpec,
     VerificationSpec,
-    cel,
-    immutable,
-    is_value,
-    validations,
 )
 from adacot.api.resource import Resource, phase_columns
+from adacot.api.rules import cel, immutable, is_value, validations
 from adacot.api.status import GradingRunStatus
 
 PRM_SOURCE_MESSAGE = (

@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adacot.api.common import DNS1123_LABEL, ApiModel, cel, validations
+from adacot.api.common import DNS1123_LABEL, ApiModel
+from adacot.api.rules import cel, validations
 
 GROUP = "adacot.dev"
 VERSION = "v1alpha1"

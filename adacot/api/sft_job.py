@@ -24,13 +24,9 @@ from adacot.api.common import (
     PromptSpec,
     SamplingSpec,
     VerificationSpec,
-    cel,
-    check_one_of,
-    immutable,
-    one_of_rule,
-    validations,
 )
 from adacot.api.resource import Resource, phase_columns
+from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
 from adacot.api.status import SFTJobStatus
 
 

@@ -21,10 +21,11 @@ from adacot.api import (
     dependency_graph,
     references,
 )
-from adacot.api.common import IMMUTABLE, ModelSpec, OutputSpec
+from adacot.api.common import ModelSpec, OutputSpec
 from adacot.api.difficulty_bank import DifficultyBankSpec
 from adacot.api.distillation_job import DistributionSpec, PriorSpec, TeacherSpec
 from adacot.api.grading_run import GradingRunSpec, LevelMapping, PrmSpec
+from adacot.api.rules import IMMUTABLE
 from adacot.api.sft_job import DeepSpeedSpec, SftDataset, SFTJobSpec
 
 MODEL = {"path": "/models/student"}

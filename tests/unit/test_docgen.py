@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from adacot.api import RESOURCE_KINDS, docgen
-from adacot.api.common import ApiModel, cel, immutable, validations
+from adacot.api.common import ApiModel
 from adacot.api.resource import Resource, phase_columns
+from adacot.api.rules import cel, immutable, validations
 from adacot.api.status import Phase, ResourceStatus
 from adacot.cli.docs import docs as docs_command
 
