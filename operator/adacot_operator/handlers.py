@@ -3,7 +3,7 @@
 Imported by `adacot_operator/__init__.py`, so `kopf run -m adacot_operator` registers everything here.
 The operator is level-triggered: every cause leads to the same `reconcile(kind, namespace, name)`,
 which re-reads the world (the resource, its producers, its Job and pods, fresh from the API; the
-namespace's other adacot resources, for the dependency graph, from `cache.NamespaceCache`) and applies
+namespace's other adacot resources, parsed, for the dependency graph, from `cache.NamespaceCache`) and applies
 `reconcile.plan`. Causes, per kind (handler ids `<kind>_<cause>`):
 
 - `<kind>_event`: any change of the resource (kopf's watch; also the initial listing, so a restarted
@@ -51,9 +51,6 @@ TIMER_INTERVAL_S = 30.0
 KIND_OF_LABEL = {kind.lower(): kind for kind in RESOURCE_KINDS}
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 METRICS = Metrics()
-CACHE = NamespaceCache()
-_PARSED: dict[str, dict[Key, tuple[str, AnyResource | None]]] = {}
-"""Per namespace: (resourceVersion, model or None when invalid) of each resource last parsed."""
 
 
 class _State:
@@ -88,9 +85,11 @@ def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
         body = kube.get(kind, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
-        bodies = {**CACHE.bodies(namespace, lambda: _namespace(kube, namespace)), (kind, name): body}
-        models = _parse_all(bodies, namespace)
-        model = models.get((kind, name))
+        models = CACHE.models(namespace, lambda: _namespace(kube, namespace))
+        model = _parse(kind, body)  # the fresh body, which may be newer than the cache's
+        models.pop((kind, name), None)
+        if model is not None:
+            models[(kind, name)] = model
         inputs = dependency_graph(models.values()).get((kind, name), []) if model else []
         producers = {key: kube.get(key[0], namespace, key[1]) for key in inputs}  # fresh: phases
         children = kube.children(model) if model is not None else Children()
@@ -146,26 +145,8 @@ def _namespace(kube: Kube, namespace: str) -> dict[Key, dict[str, Any]]:
     }
 
 
-def _parse_all(bodies: dict[Key, dict[str, Any]], namespace: str) -> dict[Key, AnyResource]:
-    """The bodies that validate (an invalid one gets ValidationFailed from its own reconcile). Parsed
-    once per resourceVersion: a reconcile sees every resource of the namespace, and pydantic costs
-    ~40 us a body (20 ms a reconcile at 500 resources). The models are shared: never mutate one."""
-    models: dict[Key, AnyResource] = {}
-    with _State.guard:
-        memo = _PARSED.setdefault(namespace, {})
-        for key, body in bodies.items():
-            version = str(body["metadata"].get("resourceVersion") or "")
-            hit = memo.get(key)
-            if hit is None or hit[0] != version or not version:
-                hit = memo[key] = (version, _parse(key[0], body))
-            if hit[1] is not None:
-                models[key] = hit[1]
-        for gone in memo.keys() - bodies.keys():
-            del memo[gone]
-    return models
-
-
-def _parse(kind: str, body: dict[str, Any]) -> AnyResource | None:
+def _parse(kind: str, body: Mapping[str, Any]) -> AnyResource | None:
+    """The resource's model; None when it does not validate (its own reconcile reports ValidationFailed)."""
     try:
         return cast(AnyResource, RESOURCE_KINDS[kind].model_validate(body))
     except ValidationError:
@@ -174,7 +155,7 @@ def _parse(kind: str, body: dict[str, Any]) -> AnyResource | None:
 
 def _on_resource_event(*, type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
     kind, ns = str(body.get("kind")), namespace or "default"
-    CACHE.observe(kind, ns, body, deleted=type == "DELETED")
+    CACHE.observe(kind, ns, dict(body), deleted=type == "DELETED")
     if type == "DELETED":
         METRICS.forget(kind, ns, name)
         return
@@ -238,4 +219,5 @@ def _register() -> None:
     kopf.on.event("v1", "pods", id="pods_event", labels=MANAGED)(_on_child_event)
 
 
+CACHE: NamespaceCache[AnyResource] = NamespaceCache(_parse)
 _register()

@@ -134,12 +134,12 @@ def test_failed_job_and_stuck_pod_warn_once() -> None:
 def test_sft_without_a_model_is_built_with_the_model_of_its_banks_grading_run() -> None:
     """The handlers' build step (the one that meets manifests.build_children): the same base-model rule
     as `adacot run`, through the namespace's other resources."""
-    from adacot_operator.handlers import _build, _parse_all
+    from adacot_operator.handlers import _build, _parse
 
     names = [("GradingRun", "qwen7b-pool"), ("GradingRun", "qwen7b-eval"), ("DifficultyBank", "qwen7b-bank"),
              ("DistillationJob", "qwen7b-distil"), ("SFTJob", "qwen7b-sft")]  # fmt: skip
     bodies = {(kind, name): sample(kind, name) for kind, name in names}
-    models = _parse_all(bodies, "default")
+    models = {key: model for key, body in bodies.items() if (model := _parse(key[0], body)) is not None}
     distil = {
         **bodies[("DistillationJob", "qwen7b-distil")],
         "status": {"output": {"claim": "d", "path": "ml/d"}},
@@ -151,22 +151,3 @@ def test_sft_without_a_model_is_built_with_the_model_of_its_banks_grading_run() 
     assert "path: /mnt/adacot/claims/models/Qwen2.5-7B-Instruct" in config["data"]["spec.yaml"]
     job = next(c for c in children if c["kind"] == "Job")
     assert "--dataset" in job["spec"]["template"]["spec"]["containers"][0]["command"]
-
-
-def test_the_namespace_is_parsed_once_per_resource_version() -> None:
-    from adacot_operator.handlers import _PARSED, _parse_all
-
-    run = {**sample("GradingRun", "qwen7b-pool")}
-    run["metadata"] = {**run["metadata"], "resourceVersion": "7"}
-    bad = {**sample("DifficultyBank", "qwen7b-bank"), "spec": {"nonsense": True}}
-    bad["metadata"] = {**bad["metadata"], "resourceVersion": "8"}
-    bodies = {("GradingRun", "qwen7b-pool"): run, ("DifficultyBank", "qwen7b-bank"): bad}
-    first = _parse_all(bodies, "memo-ns")
-    assert list(first) == [("GradingRun", "qwen7b-pool")]  # the invalid bank is left out
-    again = _parse_all(bodies, "memo-ns")
-    assert again[("GradingRun", "qwen7b-pool")] is first[("GradingRun", "qwen7b-pool")]
-    changed = {**run, "spec": {**run["spec"], "backoffLimit": 5}}
-    changed["metadata"] = {**run["metadata"], "resourceVersion": "9"}
-    after = _parse_all({("GradingRun", "qwen7b-pool"): changed}, "memo-ns")
-    assert after[("GradingRun", "qwen7b-pool")].spec.backoff_limit == 5
-    assert set(_PARSED["memo-ns"]) == {("GradingRun", "qwen7b-pool")}  # the bank, gone, is forgotten
