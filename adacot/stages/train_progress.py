@@ -10,6 +10,7 @@ Trainer's own tqdm bar shows progress.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
@@ -20,7 +21,7 @@ from adacot.stages.progress import ProgressCallback, ProgressMeter
 class StepProgress(TrainerCallback):
     """Reports global_step / max_steps on every optimizer step, and once more when training ends."""
 
-    def __init__(self, report: ProgressCallback, on_end: Any = None) -> None:
+    def __init__(self, report: ProgressCallback, on_end: Callable[[], None] | None = None) -> None:
         self.report = report
         self.on_end = on_end
         self.meter: ProgressMeter | None = None
