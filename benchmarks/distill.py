@@ -3,7 +3,7 @@
     python benchmarks/distill.py [--data ../shared/data] [--questions 200] [--max-tokens 256]
                                  [--concurrency 32] [--repeats 3] [--quick]
 
-Builds its own tiny model (adacot.tiny_models, seed 0), starts one
+Builds its own tiny model (adacot.testing.tiny_models, seed 0), starts one
 `python -m vllm.entrypoints.openai.api_server` on it (the local stand-in for a teacher endpoint), and
 alternates two clients at the same concurrency against it:
 

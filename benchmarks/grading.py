@@ -3,8 +3,8 @@
     python benchmarks/grading.py [--data ../shared/data] [--questions 200] [--max-tokens 128]
                                  [--concurrency 32] [--repeats 5] [--quick]
 
-Builds its own tiny model (adacot.tiny_models, random weights, seed 0) and tiny discriminative PRM
-(adacot.tiny_prm) in a temporary directory, then measures:
+Builds its own tiny model (adacot.testing.tiny_models, random weights, seed 0) and tiny discriminative PRM
+(adacot.testing.tiny_prm) in a temporary directory, then measures:
 
 a. Offline engine. The grading stage's generation (`adacot.stages.grade.generate_attempts`: prompts
    built from the questions, chat template, tokenisation, per-prompt SamplingParams, VllmGenerator from
@@ -16,7 +16,7 @@ a. Offline engine. The grading stage's generation (`adacot.stages.grade.generate
    in this process with VllmGenerator's default (engine core in-process, so it runs inside pytest and
    unguarded callers), and in a child process with vLLM's default layout (engine core in its own
    process; VLLM_ENABLE_V1_MULTIPROCESSING=1). Also: the time to verify the answers (MathVerifier) and to
-   score the wrong ones with the PRM, and `run_gradingrun` end to end on the loaded engine.
+   score the wrong ones with the PRM, and `run_grading_run` end to end on the loaded engine.
 b. Serving. adacot's HTTP backend (OpenAIGenerator, /v1/chat/completions, non-streaming) against vLLM's
    serving benchmark client (`vllm.benchmarks.serve`, what `vllm bench serve` runs; backend openai-chat,
    streaming) against one `python -m vllm.entrypoints.openai.api_server` process this script starts,
@@ -63,8 +63,8 @@ IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
 def build_models(data: Path, root: Path) -> tuple[Path, Path]:
-    from adacot.tiny_models import build_tiny_lm
-    from adacot.tiny_prm import build_tiny_discriminative_prm
+    from adacot.testing.tiny_models import build_tiny_lm
+    from adacot.testing.tiny_prm import build_tiny_discriminative_prm
 
     problems = [json.loads(line)["problem"] for line in (data / "math500.jsonl").open(encoding="utf-8")]
     return build_tiny_lm(problems, root / "lm", seed=0), build_tiny_discriminative_prm(root / "prm", seed=1)
@@ -159,19 +159,20 @@ def compare_on_engine(resource: Any, repeats: int) -> tuple[dict[str, Any], Any,
 def bench_offline(resource: Any, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     """In this process (VllmGenerator's default: engine core in-process), then scoring and end to end."""
     from adacot.artifacts.datasets import load_questions
-    from adacot.pipelines.gradingrun import run_gradingrun
+    from adacot.pipelines.grading_run import run_grading_run
 
     figures, generator, attempts = compare_on_engine(resource, args.repeats)
     questions = load_questions(resource.spec.questions).questions
     after = scoring_times(questions, attempts, resource.spec)
-    end_to_end_s, summary = timed(lambda: run_gradingrun(resource, out, generator=lambda: generator))
+    end_to_end_s, summary = timed(lambda: run_grading_run(resource, out, generator=lambda: generator))
     return figures | after | {"end_to_end_s": end_to_end_s, "end_to_end_questions": summary["questions"]}
 
 
 def scoring_times(questions: list[Any], attempts: dict[str, Any], spec: Any) -> dict[str, Any]:
     """Seconds to verify every answer and to score the wrong ones' steps with the PRM (load apart)."""
     from adacot.backends.prm import make_step_scorer
-    from adacot.stages.grade import GradeStats, grade_attempts, make_verifier, verify_attempts
+    from adacot.stages.grade import GradeStats, grade_attempts, verify_attempts
+    from adacot.verify.factory import make_verifier
 
     verifier = make_verifier(spec.questions.task, spec.verification)
     try:
@@ -392,7 +393,7 @@ def table(offline: dict[str, Any], serving: dict[str, Any], args: argparse.Names
         ("a. verification (MathVerifier, 2 workers)", f"{o['verify_s']:.2f} s", f"{o['prompts']} answers"),
         ("a. PRM scoring (tiny discriminative PRM)", f"{o['prm_s']:.2f} s",
          f"{o['prm_traces']} traces; load {o['prm_load_s']:.1f} s apart"),
-        ("a. run_gradingrun end to end (engine loaded)", f"{o['end_to_end_s']:.2f} s",
+        ("a. run_grading_run end to end (engine loaded)", f"{o['end_to_end_s']:.2f} s",
          "generation + verification + PRM load and scoring + artifact"),
         ("b. HTTP, adacot OpenAIGenerator (non-streaming)", f"{rate(a):.2f} req/s",
          f"{a['output_tokens'] / a['seconds']:.0f} output tok/s; concurrency {args.concurrency}"),

@@ -4,12 +4,12 @@
                              [--batch-size 4] [--repeats 3] [--threads 1] [--hidden 128]
                              [--quick]
 
-Builds its own tiny Qwen2 (adacot.tiny_models: a byte-level BPE tokenizer trained on the questions and
+Builds its own tiny Qwen2 (adacot.testing.tiny_models: a byte-level BPE tokenizer trained on the questions and
 answers, random weights, seed 0) and chat records from GSM8K (question as the user turn, reference
 answer as the assistant turn: real, variable-length conversations). Four configurations train on the
 same records, each for one epoch in its own process (so peak RSS is per run):
 
-- adacot packed / unpacked: `adacot.stages.train.train` (the SFTJob's training function: chat
+- adacot packed / unpacked: `adacot.training.train.train` (the SFTJob's training function: chat
   template, assistant-only labels, greedy position_ids packing, transformers' Trainer);
 - TRL packed / unpacked: `trl.SFTTrainer` with `SFTConfig` on the same records as a conversational
   prompt-completion dataset (`completion_only_loss`, TRL's equivalent of assistant-only loss here;
@@ -127,8 +127,8 @@ def prepare(
     """Build the model and write the records that fit `max_len` (adacot's tokenisation) as JSONL."""
     from transformers import AutoTokenizer
 
-    from adacot.stages.sft_data import tokenize
-    from adacot.tiny_models import build_tiny_lm
+    from adacot.testing.tiny_models import build_tiny_lm
+    from adacot.training.data import tokenize
 
     chats = gsm8k_conversations(data)
     corpus = [m["content"] for chat in chats for m in chat]
@@ -158,8 +158,8 @@ def run_adacot(job: dict[str, Any]) -> dict[str, Any]:
     import transformers.trainer  # noqa: F401  (train() imports it lazily; off the clock, as in run_trl)
 
     from adacot.api.sft_job import DeepSpeedSpec, TrainingSpec
-    from adacot.stages import train as train_module
-    from adacot.stages.sft_data import Collator
+    from adacot.training import train as train_module
+    from adacot.training.data import Collator
 
     training = TrainingSpec(
         learning_rate=job["lr"], epochs=1, per_device_batch_size=job["batch_size"],

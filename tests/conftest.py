@@ -24,7 +24,7 @@ import pytest
 from kube.fixtures import kube_api  # noqa: F401 - the Kubernetes API emulator fixture
 from shared_data import SHARED_DATA
 
-from adacot.tiny_models import build_tiny_lm
+from adacot.testing.tiny_models import build_tiny_lm
 
 MATH500 = SHARED_DATA / "math500.jsonl"
 SERVER_START_TIMEOUT_S = 300

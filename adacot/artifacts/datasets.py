@@ -344,3 +344,11 @@ def _id_field(value: dict[str, Any], name: str | None) -> str | None:
     if not str(ident).strip():
         raise _BadRow(f"field {name!r} is empty (the question id)")
     return str(ident)
+
+
+def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(place, row) of a JSONL or Parquet file (by suffix); a malformed row raises with file:line."""
+    for raw in iter_file_rows(path):
+        if raw.error is not None or not isinstance(raw.value, dict):
+            raise ValueError(f"{raw.where}: {raw.error or 'expected a JSON object'}")
+        yield raw.where, raw.value

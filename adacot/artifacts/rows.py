@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adacot.api.common import TaskType
-from adacot.verify.verdict import Verdict
 
 #: Levels run 0 (solved, easy) to 5 (hardest unsolved); a higher number is always harder.
 MIN_LEVEL = 0
@@ -42,6 +41,35 @@ def question_id(problem_text: str, source: str) -> str:
     normalised = " ".join(unicodedata.normalize("NFC", problem_text).split())
     digest = hashlib.sha256(f"{source}\x00{normalised}".encode()).hexdigest()
     return digest[:QUESTION_ID_HEX]
+
+
+class Verdict(BaseModel):
+    """Whether one response is right.
+
+    `correct` is None when the verifier could not decide (the reference does not parse, the check
+    timed out): such samples are reported, never silently counted as wrong or right.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    correct: bool | None
+    reason: str = Field(
+        description="Short machine-readable reason, e.g. equivalent, not_equivalent, "
+        "no_answer, gold_unparseable, timeout, passed, failed_test, runtime_error."
+    )
+    extracted: str | None = Field(default=None, description="The extracted final answer or program.")
+    detail: str | None = Field(
+        default=None, description="Human-readable detail (first failing test, error text), capped in size."
+    )
+    passed: int | None = Field(default=None, description="Code: tests passed.")
+    total: int | None = Field(default=None, description="Code: tests run.")
+
+    @property
+    def score(self) -> float | None:
+        """Share of tests passed (code) or 1/0 (math); None when undecided."""
+        if self.total:
+            return (self.passed or 0) / self.total
+        return None if self.correct is None else float(self.correct)
 
 
 class Record(BaseModel):
@@ -230,3 +258,38 @@ class SftExample(Record):
     @property
     def key(self) -> str:
         return self.question_id
+
+
+class DistilledQuestion(Record):
+    """What happened to one sampled question: every teacher sample, its outcome, and the kept CoT."""
+
+    question_id: str = Field(min_length=1)
+    level: int | None = Field(default=None, ge=MIN_LEVEL, le=MAX_LEVEL)
+    source: str
+    origin: str = ""
+    """The grading run the bank entry came from."""
+    prompt: str
+    """The user prompt sent to the teacher."""
+    rounds: int = Field(ge=0)
+    attempts: list[Attempt] = Field(default_factory=list)
+    """Every sample, in order (Attempt.sample is the 0-based number across rounds)."""
+    outcomes: list[str] = Field(default_factory=list)
+    """One per attempt: kept, correct_not_kept, wrong:<reason>, undecided:<reason>, truncated, ..."""
+    kept: list[CotTrace] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.question_id
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.kept)
+
+
+class LossPoint(BaseModel):
+    """One logged training loss."""
+
+    step: int
+    loss: float
+    epoch: float | None = None
+    learning_rate: float | None = None

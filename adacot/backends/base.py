@@ -111,3 +111,16 @@ class StepScorer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass
+class PrmUsage:
+    """Totals a PRM accumulates; the grading stage copies them into its manifest."""
+
+    traces: int = 0
+    steps_scored: int = 0
+    truncated_traces: int = 0
+    steps_dropped: int = 0
+    unscored_traces: int = 0
+    """Traces with steps but no scores (an unparseable judge reply)."""
+    retries: int = 0

@@ -30,7 +30,7 @@ class HFGenerator:
     ) -> None:
         import torch
 
-        from adacot.backends.factory import hub_token, resolve_model
+        from adacot.backends.models import hub_token, resolve_model
 
         transformers: Any = importlib.import_module("transformers")  # untyped use: its stubs are partial
         where = source or resolve_model(model)

@@ -19,7 +19,7 @@ full input, because a position never sees later tokens.
 
 Marker text inside a step (a literal "<extra_0>" or "ки") would create a phantom step; it is removed
 from the step text before encoding. Tested on CPU with tiny random-weight Qwen2 models built by
-adacot.tiny_prm (including a trust_remote_code checkpoint shaped like Qwen2.5-Math-PRM); the real
+adacot.testing.tiny_prm (including a trust_remote_code checkpoint shaped like Qwen2.5-Math-PRM); the real
 Qwen2.5-Math-PRM-7B and math-shepherd-mistral-7b-prm weights were not available here, so their exact
 token ids (e.g. Math-Shepherd's "+"/"-" with a leading-space marker) are configurable, not verified.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 from adacot.api.common import Endpoint, ModelSpec, SamplingSpec
 from adacot.api.grading_run import PrmSpec
-from adacot.backends.base import Generator, StepScorer, StepScores
+from adacot.backends.base import Generator, PrmUsage, StepScorer, StepScores
 
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 QWEN_PRM_SEPARATOR = "<extra_0>"
@@ -42,19 +42,6 @@ CHATML_FALLBACK = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
     "{% endfor %}"
 )
-
-
-@dataclass
-class PrmUsage:
-    """Totals a PRM accumulates; the grading stage copies them into its manifest."""
-
-    traces: int = 0
-    steps_scored: int = 0
-    truncated_traces: int = 0
-    steps_dropped: int = 0
-    unscored_traces: int = 0
-    """Traces with steps but no scores (an unparseable judge reply)."""
-    retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,7 @@ class _TokenPRM:
             raise ValueError(f"PRM: batch_size and max_tokens must be >= 1 (got {batch_size}, {max_tokens})")
         import torch
 
-        from adacot.backends.factory import hub_token, resolve_model
+        from adacot.backends.models import hub_token, resolve_model
 
         self.spec = model
         self.batch_size = batch_size

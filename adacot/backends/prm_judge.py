@@ -24,8 +24,7 @@ import re
 from collections.abc import Sequence
 
 from adacot.api.common import SamplingSpec
-from adacot.backends.base import Generator, Prompt, StepScores
-from adacot.backends.prm import PrmUsage
+from adacot.backends.base import Generator, PrmUsage, Prompt, StepScores
 
 CHARS_PER_TOKEN = 4
 MAX_SCORE = 10.0

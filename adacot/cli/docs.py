@@ -1,7 +1,7 @@
 """`adacot docs`: write docs/reference.md generated from adacot/api, or check it (--check, CI).
 
 Registered by adacot/cli/main.py; run by `make docs` and, with --check, by `make test` next to
-`adacot crds --check`. The work is in `adacot.api.docgen`; this module only writes and prints.
+`adacot crds --check`. The work is in `adacot.api.codegen.docs`; this module only writes and prints.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from adacot.api import docgen
-from adacot.api.schema_k8s import SchemaError
+from adacot.api.codegen import docs as docgen
+from adacot.api.codegen.schema_k8s import SchemaError
 
 _DIFF_LINES = 40  # enough to see what changed without flooding a CI log
 

@@ -24,9 +24,9 @@ from adacot.api.grading_run import GradingRun
 from adacot.api.loader import format_path
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.artifacts.shards import ShardSpec
-from adacot.cli.specs import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
-from adacot.reporting import reported
-from adacot.stages.progress import tqdm_callback
+from adacot.cli.common import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
+from adacot.progress.meter import tqdm_callback
+from adacot.progress.publish import reported
 
 R = TypeVar("R", GradingRun, DifficultyBank)
 
@@ -61,14 +61,14 @@ def _input_errors() -> Iterator[None]:
 
 
 def _run_grading(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: bool) -> None:
-    from adacot.pipelines.gradingrun import run_gradingrun
+    from adacot.pipelines.grading_run import run_grading_run
 
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
         reported(tqdm_callback(progress_bar), out) as progress,
         _input_errors(),
     ):
-        summary = run_gradingrun(resource, out, shard=shard, progress=progress)
+        summary = run_grading_run(resource, out, shard=shard, progress=progress)
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -165,10 +165,10 @@ def _runs(pairs: Sequence[str]) -> dict[str, Path]:
 
 
 def _run_bank(resource: DifficultyBank, out: Path, runs: dict[str, Path]) -> None:
-    from adacot.pipelines.difficultybank import run_difficultybank
+    from adacot.pipelines.difficulty_bank import run_difficulty_bank
 
     with _input_errors(), reported(out=out):
-        summary = run_difficultybank(resource, out, runs=runs)
+        summary = run_difficulty_bank(resource, out, runs=runs)
     click.echo(json.dumps(summary, indent=2))
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,12 @@ import click
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from adacot import runner, runner_report
+from adacot import runner
 from adacot.api.common import ModelSpec
 from adacot.api.loader import format_path
 from adacot.api.sft_job import EvaluationSpec
-from adacot.stages.progress import ProgressCallback, tqdm_callback
+from adacot.progress.meter import ProgressCallback, tqdm_callback
+from adacot.runner import console, table
 
 
 def _claims(values: Sequence[str]) -> dict[str, Path]:
@@ -38,24 +39,6 @@ def _claims(values: Sequence[str]) -> dict[str, Path]:
             raise click.UsageError(f"--claim {value!r}: {directory} is not a directory")
         claims[name] = Path(directory)
     return claims
-
-
-@contextmanager
-def _bars(enabled: bool) -> Iterator[runner.ProgressFactory]:
-    """One tqdm bar per stage on stderr (closed at the end of the run)."""
-    with ExitStack() as stack:
-
-        def factory(stage: runner.Stage) -> ProgressCallback | None:
-            bar = stack.enter_context(
-                tqdm(total=0, unit="q", desc=stage.label, disable=not enabled, file=sys.stderr)
-            )
-            return tqdm_callback(bar)
-
-        yield factory
-
-
-def _announce(stage: runner.Stage, number: int, total: int) -> None:
-    click.echo(f"[{number}/{total}] {stage.label} -> {stage.out_dir}", err=True)
 
 
 @click.command("run")
@@ -95,10 +78,9 @@ def run(
         planned = runner.plan(file, workdir, claims=_claims(claims)) if only is not None else stages
     except ValueError as error:  # PlanError and the loader's ResourceError
         raise click.UsageError(str(error)) from None
-    with _bars(progress) as bars:
-        results = runner.execute(stages, force=force, progress=bars, notify=_announce, all_stages=planned)
-    click.echo(runner_report.table(results))
-    for line in runner_report.failures(results):
+    results = console.execute_shown(stages, progress=progress, force=force, all_stages=planned)
+    click.echo(table.table(results))
+    for line in table.failures(results):
         click.echo(line, err=True)
     if any(r.status in (runner.FAILED, runner.SKIPPED_DEPENDENCY) for r in results):
         sys.exit(1)
@@ -182,7 +164,7 @@ def _model(path: Path, max_model_len: int | None) -> ModelSpec:
 @click.option("--progress/--no-progress", default=True)
 def eval_command(model_dir: Path, compare_base: Path | None, out: Path, progress: bool, **flags: Any) -> None:
     """Accuracy and pass@k of a model on benchmarks (graded like a GradingRun); JSON on stdout."""
-    from adacot.pipelines.evaluate import MARKDOWN_NAME, run_evaluation
+    from adacot.pipelines.evaluation import MARKDOWN_NAME, run_evaluation
 
     flags["compare_base"] = compare_base
     evaluation = _evaluation(flags)

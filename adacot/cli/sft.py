@@ -3,7 +3,7 @@
 `sft` is for people: a YAML spec (--spec) or a few flags (--model, --data, hyper-parameters), validated
 through the same SFTJob model first. `stage sftjob` is the pod entry point the operator runs: always a
 spec file; the output directory from --out or $ADACOT_OUTPUT_DIR; the node rank from
-JOB_COMPLETION_INDEX and the rendezvous from MASTER_ADDR/MASTER_PORT (see adacot.pipelines.sftjob).
+JOB_COMPLETION_INDEX and the rendezvous from MASTER_ADDR/MASTER_PORT (see adacot.pipelines.sft_job).
 Both print the summary as JSON; bad inputs become one-line errors with exit code 1.
 """
 
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from adacot.api.loader import format_path
 from adacot.api.sft_job import SFTJob
 from adacot.artifacts.jsonio import ArtifactError
-from adacot.cli.specs import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
+from adacot.cli.common import STAGE_OUT, STAGE_SPEC, output_dir, pick_resource
 
 
 def _from_flags(flags: dict[str, Any]) -> SFTJob:
@@ -51,12 +51,12 @@ def _from_flags(flags: dict[str, Any]) -> SFTJob:
 
 
 def _run(resource: SFTJob, out: Path, dataset: Path | None, model: str | None, nproc: int | None) -> None:
-    from adacot.pipelines.sftjob import run_sftjob
-    from adacot.reporting import reported
+    from adacot.pipelines.sft_job import run_sft_job
+    from adacot.progress.publish import reported
 
     try:
         with reported(out=out):
-            summary = run_sftjob(resource, out, dataset_dir=dataset, model_path=model, nproc_per_node=nproc)
+            summary = run_sft_job(resource, out, dataset_dir=dataset, model_path=model, nproc_per_node=nproc)
     except (ValueError, FileNotFoundError, ArtifactError, RuntimeError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(summary, indent=2))

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
-from adacot.verify.verdict import Verdict
+from adacot.artifacts.rows import Verdict
 
 Row = dict[str, Any]
 

@@ -25,12 +25,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from adacot import runner, runner_report
+from adacot import runner
 from adacot.api.common import Endpoint, ModelSpec, VllmOptions
 from adacot.api.distillation_job import DistillationJob, TeacherServer
 from adacot.demo import spec
 from adacot.demo.pretrain import train_model
 from adacot.demo.synthetic import direct_answer, step_answer
+from adacot.runner import console, table
 
 Echo = Callable[[str], None]
 
@@ -89,9 +90,9 @@ def run_demo(
     stages = runner.plan(spec_file, workdir / "runs")
     with _teacher(stages, teacher, port, workdir / "teacher-server.log", echo):
         echo("[4/5] running the pipeline (adacot run distill.yaml)")
-        results = _execute(stages, progress)
-    echo(runner_report.table(results))
-    for line in runner_report.failures(results):
+        results = console.execute_shown(stages, progress=progress)
+    echo(table.table(results))
+    for line in table.failures(results):
         echo(line)
     echo(f"[5/5] writing the report to {workdir / 'report'}")
     report = write_report(workdir, size, results, echo=echo)
@@ -132,14 +133,6 @@ def _teacher(
         startup_timeout_seconds=600,
     )
     return running_teacher(server, log, concurrency=16)
-
-
-def _execute(stages: list[runner.Stage], progress: bool) -> list[runner.StageResult]:
-    # The CLI's own per-stage bars and announcements, so `adacot demo` looks like `adacot run`.
-    from adacot.cli.run import _announce, _bars
-
-    with _bars(progress) as bars:
-        return runner.execute(stages, progress=bars, notify=_announce)
 
 
 def _free_port() -> int:

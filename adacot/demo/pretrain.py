@@ -1,7 +1,7 @@
 """Train the demo's two tiny Qwen2 models from scratch on synthetic sums: a weak student, a stronger teacher.
 
 Callers: adacot.demo.pipeline. Both models share one byte-level tokenizer (digits single tokens, built by
-adacot.tiny_models) and the ChatML template, so the prompts the grading and distillation stages render
+adacot.testing.tiny_models) and the ChatML template, so the prompts the grading and distillation stages render
 are exactly the texts trained on. The loss covers the assistant turn only: with loss on the whole text a
 model this small spends its capacity on the (random) questions and learns nothing useful in minutes.
 
@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from adacot.demo.synthetic import Sum, direct_answer, step_answer, stream, sums
-from adacot.tiny_models import build_tiny_qwen2, build_tokenizer
+from adacot.testing.tiny_models import build_tiny_qwen2, build_tokenizer
 
 DONE_NAME = "pretrain.json"
 Style = Callable[[Sum], str]
 
 
 @dataclass(frozen=True)
-class TrainPlan:
+class PretrainPlan:
     """How one model is built and trained."""
 
     steps: int
@@ -61,7 +61,7 @@ def corpus(seed: int = 0, count: int = 2000) -> list[str]:
 
 
 def train_model(
-    directory: Path, plan: TrainPlan, style: Style, *, label: str, log: Callable[[str], None]
+    directory: Path, plan: PretrainPlan, style: Style, *, label: str, log: Callable[[str], None]
 ) -> Path:
     """Build and train one model into `directory` unless a finished one is there (module docstring)."""
     done = directory / DONE_NAME
@@ -80,7 +80,7 @@ def train_model(
     return directory
 
 
-def _plan_dict(plan: TrainPlan) -> dict[str, Any]:
+def _plan_dict(plan: PretrainPlan) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(json.dumps(asdict(plan)))  # tuples as lists, as read from JSON
     return loaded
 
@@ -88,10 +88,10 @@ def _plan_dict(plan: TrainPlan) -> dict[str, Any]:
 def _trained_with(done: Path) -> dict[str, Any]:
     """The plan a finished model was trained with (a model from another plan is retrained)."""
     stored = json.loads(done.read_text())
-    return {k: stored.get(k) for k in TrainPlan.__dataclass_fields__}
+    return {k: stored.get(k) for k in PretrainPlan.__dataclass_fields__}
 
 
-def _train(directory: Path, plan: TrainPlan, style: Style, label: str) -> list[float]:
+def _train(directory: Path, plan: PretrainPlan, style: Style, label: str) -> list[float]:
     """AdamW with warm-up and cosine decay; returns the loss of every step and saves the weights."""
     import torch
     import transformers
@@ -181,7 +181,7 @@ if __name__ == "__main__":  # tuning aid: python -m adacot.demo.pretrain DIR STY
     import torch
 
     torch.set_num_threads(1)
-    train_model(target, TrainPlan(steps=steps), chosen, label=which, log=print)
+    train_model(target, PretrainPlan(steps=steps), chosen, label=which, log=print)
     for digits in (1, 2, 3):
         weights = tuple(1.0 if d == digits else 0.0 for d in (1, 2, 3))
         print(digits, "digits:", greedy_accuracy(target, sums(64, 99, digit_weights=weights), chosen))

@@ -2,7 +2,7 @@
 
 Callers: adacot.demo.pipeline. Reads only what the stages wrote (summary.json files, the SFT loss rows,
 the trained models' pretrain.json), so it can be rebuilt from a finished workdir. Charts reuse
-adacot.reports (level histogram, target vs achieved shares, loss curve); the accuracy chart is drawn here.
+adacot.plots (level histogram, target vs achieved shares, loss curve); the accuracy chart is drawn here.
 
 The ablation's verdict is computed from the measured accuracies, never written in advance: whichever way
 it goes at this scale (including no difference) is what the report says.
@@ -20,9 +20,9 @@ from typing import Any
 from adacot import runner
 from adacot.demo.pretrain import DONE_NAME
 from adacot.demo.spec import DemoSize
-from adacot.reports.distribution import write_distribution_chart
-from adacot.reports.histogram import write_level_histogram
-from adacot.reports.loss import write_loss_curve
+from adacot.plots.distribution import write_distribution_chart
+from adacot.plots.histogram import write_level_histogram
+from adacot.plots.loss import write_loss_curve
 
 JOBS = ("adaptive", "ablation")
 _DPI = 100

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from adacot.api.common import Endpoint
-from adacot.demo.pretrain import TrainPlan
+from adacot.demo.pretrain import PretrainPlan
 from adacot.demo.synthetic import sums
 
 API_VERSION = "adacot.dev/v1alpha1"
@@ -47,19 +47,19 @@ class DemoSize:
     test: int
     distill: int
     k: int
-    student: TrainPlan
-    teacher: TrainPlan
+    student: PretrainPlan
+    teacher: PretrainPlan
     sft_epochs: float
     grading_engine: str
 
 
 FULL = DemoSize(
     pool=600, eval=200, test=200, distill=200, k=5, sft_epochs=30, grading_engine="vllm",
-    student=TrainPlan(steps=1000, seed=1, learning_rate=1e-3), teacher=TrainPlan(steps=1500, seed=2),
+    student=PretrainPlan(steps=1000, seed=1, learning_rate=1e-3), teacher=PretrainPlan(steps=1500, seed=2),
 )  # fmt: skip
 QUICK = DemoSize(
     pool=120, eval=60, test=60, distill=40, k=4, sft_epochs=30, grading_engine="transformers",
-    student=TrainPlan(steps=800, seed=1, learning_rate=1e-3), teacher=TrainPlan(steps=400, seed=2),
+    student=PretrainPlan(steps=800, seed=1, learning_rate=1e-3), teacher=PretrainPlan(steps=400, seed=2),
 )  # fmt: skip
 
 

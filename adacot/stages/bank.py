@@ -1,6 +1,6 @@
 """The bank stage's logic: graded questions of one model → BankEntry rows, deduplicated and decontaminated.
 
-Callers: adacot.pipelines.difficultybank (which reads the sources and writes the artifact). Pure over
+Callers: adacot.pipelines.difficulty_bank (which reads the sources and writes the artifact). Pure over
 rows: `build_bank(sources, ...)` takes every source's graded questions in order and returns the kept
 entries plus what was dropped and why.
 
@@ -82,7 +82,7 @@ class BankResult:
         return counts
 
 
-def resolve_model(sources: Sequence[SourceRows], declared: str | None) -> str:
+def bank_model_name(sources: Sequence[SourceRows], declared: str | None) -> str:
     """The one model of all sources (and the declared one); BankError when they disagree or none is known."""
     named = [("bank spec", declared)] if declared else []
     named += [(s.origin, s.model) for s in sources if s.model]
@@ -153,7 +153,7 @@ def build_bank(
     """Merge the sources into bank entries (see the module docstring for every rule)."""
     if not sources:
         raise BankError("a bank needs at least one source (a GradingRun or a graded-questions path)")
-    bank_model = resolve_model(sources, model)
+    bank_model = bank_model_name(sources, model)
     result = BankResult(model=bank_model, entries=[])
     graded: list[BankEntry] = []
     for source in sources:

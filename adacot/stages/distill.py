@@ -1,6 +1,6 @@
 """The distillation stage's logic: sampled bank entries → teacher samples → R1 format → verdicts → kept CoT.
 
-Callers: adacot.pipelines.distillationjob (shards, resume, files) and tests. Functions over rows; the
+Callers: adacot.pipelines.distillation_job (shards, resume, files) and tests. Functions over rows; the
 teacher comes in through the `Generator` protocol, the Result-Verifiers through `Verifiers`.
 
 Per question (`distill_chunk`, a chunk of questions at a time):
@@ -30,45 +30,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
-
 from adacot.api.common import TaskType, VerificationSpec
 from adacot.api.distillation_job import FilterSpec, TeacherSpec
-from adacot.artifacts.rows import MAX_LEVEL, MIN_LEVEL, Attempt, BankEntry, CotTrace, Record
+from adacot.artifacts.rows import Attempt, BankEntry, CotTrace, DistilledQuestion, Verdict
 from adacot.backends.base import Generator, Sample
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination
-from adacot.stages.grade import ResponseVerifier, make_verifier
 from adacot.stages.prompts import derive_seed, prompt_for_text, user_text
 from adacot.stages.r1 import R1Result, assemble
-from adacot.verify.verdict import Verdict
+from adacot.verify.factory import ResponseVerifier, make_verifier
 
 KEPT, NOT_KEPT = "kept", "correct_not_kept"
-
-
-class DistilledQuestion(Record):
-    """What happened to one sampled question: every teacher sample, its outcome, and the kept CoT."""
-
-    question_id: str = Field(min_length=1)
-    level: int | None = Field(default=None, ge=MIN_LEVEL, le=MAX_LEVEL)
-    source: str
-    origin: str = ""
-    """The grading run the bank entry came from."""
-    prompt: str
-    """The user prompt sent to the teacher."""
-    rounds: int = Field(ge=0)
-    attempts: list[Attempt] = Field(default_factory=list)
-    """Every sample, in order (Attempt.sample is the 0-based number across rounds)."""
-    outcomes: list[str] = Field(default_factory=list)
-    """One per attempt: kept, correct_not_kept, wrong:<reason>, undecided:<reason>, truncated, ..."""
-    kept: list[CotTrace] = Field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return self.question_id
-
-    @property
-    def accepted(self) -> bool:
-        return bool(self.kept)
 
 
 @dataclass

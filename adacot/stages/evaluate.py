@@ -1,6 +1,6 @@
 """Evaluation figures over graded records: accuracy, unbiased pass@k, a before/after table, markdown.
 
-Callers: adacot.pipelines.evaluate (which grades a model on benchmarks through the grading pipeline and
+Callers: adacot.pipelines.evaluation (which grades a model on benchmarks through the grading pipeline and
 hands the records here) and tests. Pure functions over `GradedQuestion` rows; no I/O.
 
 Definitions. A question with n samples of which c are correct contributes c / n to *accuracy* (the mean
@@ -93,6 +93,25 @@ def comparison(
             rows.append(
                 {"benchmark": name, "metric": metric, "before": base, "after": value, "delta": value - base}
             )
+    return rows
+
+
+def status_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An evaluation summary as SFTJob `status.evaluation` rows: per benchmark and metric (accuracy, and
+    pass@k for k > 1), the trained model's score as `after` and the base model's, if evaluated, as
+    `before`."""
+    models = summary.get("models", {})
+    after = models.get("model", {}).get("benchmarks", {})
+    before = models.get("base", {}).get("benchmarks", {})
+    rows: list[dict[str, Any]] = []
+    for name, scores in after.items():
+        old = before.get(name, {})
+        rows.append({"name": name, "metric": "accuracy", "after": scores.get("accuracy"),
+                     "before": old.get("accuracy")})  # fmt: skip
+        for k, value in scores.get("pass_at_k", {}).items():
+            if k != "1":
+                rows.append({"name": name, "metric": f"pass@{k}", "after": value,
+                             "before": old.get("pass_at_k", {}).get(k)})  # fmt: skip
     return rows
 
 

@@ -1,6 +1,6 @@
 """Kept CoT traces as training data: TRL's conversational messages, and LLaMA-Factory's ShareGPT / Alpaca.
 
-Callers: adacot.pipelines.distillationjob (the dataset it writes) and tests.
+Callers: adacot.pipelines.distillation_job (the dataset it writes) and tests.
 
 - TRL: `SftExample` rows, `{"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}` plus
   question id, level and source, which SFTTrainer reads as a conversational dataset (extra columns are

@@ -1,6 +1,6 @@
 """The grading stage's logic: questions → the model's attempts → verdicts → solved / PRM score → records.
 
-Callers: adacot.pipelines.gradingrun (shards, resume, files) and tests. Functions over rows; the engines
+Callers: adacot.pipelines.grading_run (shards, resume, files) and tests. Functions over rows; the engines
 come in through the `Generator` and `StepScorer` protocols and a verifier with `verify_many`.
 
 Per question (phase 1, `grade_chunk`):
@@ -29,44 +29,21 @@ same path, so the records of both modes are made the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from adacot.api.common import TaskType, VerificationSpec
+from adacot.api.common import TaskType
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
-from adacot.artifacts.rows import Attempt, GradedQuestion, Question
+from adacot.artifacts.rows import Attempt, GradedQuestion, Question, Verdict
 from adacot.backends.base import Generator, Prompt, Sample, StepScorer
 from adacot.stages import levels
 from adacot.stages.prompts import build_prompt, derive_seed
 from adacot.stages.steps import split_steps
-from adacot.verify.verdict import Verdict
+from adacot.verify.factory import ResponseVerifier
 
 PENDING_LEVEL = "level pending: assigned when all shards are merged"
 _UNVERIFIABLE_REFERENCE = ("gold_unparseable", "bad_tests")
-
-
-class ResponseVerifier(Protocol):
-    """What grading needs of a verifier: MathVerifier (pairs of response, gold) and CodeVerifier
-    (pairs of response, tests) both fit."""
-
-    def verify_many(self, pairs: Iterable[tuple[str, Any]]) -> Iterator[Verdict]: ...
-
-    def close(self) -> None: ...
-
-
-def make_verifier(task: TaskType, spec: VerificationSpec) -> ResponseVerifier:
-    """The Result-Verifier for a task, with the spec's workers and limits (imported lazily: the code
-    verifier's sandbox is not needed for math runs)."""
-    if task is TaskType.math:
-        from adacot.verify.math import MathVerifier
-
-        return MathVerifier(workers=spec.workers, timeout_s=spec.math_timeout_seconds)
-    from adacot.verify.code import CodeVerifier
-    from adacot.verify.sandbox import SandboxLimits
-
-    limits = SandboxLimits(wall_seconds=spec.code_timeout_seconds, memory_bytes=spec.code_memory_mb << 20)
-    return CodeVerifier(workers=spec.workers, limits=limits)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from adacot.api.grading_run import LevelMapping
-from adacot.verify.verdict import Verdict
+from adacot.artifacts.rows import Verdict
 
 StepAggregation = Literal["min", "mean", "last", "product"]
 SampleAggregation = Literal["mean", "min", "max"]

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from adacot.artifacts.rows import Verdict
 from adacot.verify import harness
 from adacot.verify.code_tests import (
     BadTests,
@@ -40,7 +41,6 @@ from adacot.verify.code_tests import (
     stdout_matches,
 )
 from adacot.verify.sandbox import Sandbox, SandboxLimits, SandboxRun
-from adacot.verify.verdict import Verdict
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3", ""}

@@ -32,9 +32,9 @@ from typing import Any
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+from adacot.artifacts.rows import Verdict
 from adacot.verify.math_extract import Extraction, as_latex, extract_answer, gold_answer
 from adacot.verify.pool import TimeBoundedPool
-from adacot.verify.verdict import Verdict
 
 _PARSE_CONFIG: Sequence[LatexExtractionConfig | ExprExtractionConfig] = (
     LatexExtractionConfig(boxed_match_priority=0),

@@ -1,7 +1,7 @@
 """What a finished stage tells the operator: its summary, as status fields.
 
 Called by `adacot_operator.status` (pure). The summary is the JSON object the stage writes to its
-termination message (`adacot.pipelines.write_termination_message`); the kubelet copies it into the
+termination message (`adacot.pipelines.termination`); the kubelet copies it into the
 pod's `state.terminated.message`.
 
 Limits: a sharded (Indexed) Job has one message per pod; the one that finished last (the shard that

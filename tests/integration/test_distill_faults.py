@@ -17,13 +17,13 @@ from fault_server import FaultServer
 
 from adacot.api.common import Endpoint, PromptSpec
 from adacot.artifacts import SftExample, read_manifest, read_records, verify_artifact
+from adacot.artifacts.rows import DistilledQuestion
 from adacot.backends.base import Generator
 from adacot.backends.openai_http import OpenAIGenerator
 from adacot.backends.ratelimit import Backoff
 from adacot.backends.teacher_server import TeacherServerError
 from adacot.cli.main import main
-from adacot.pipelines.distillationjob import run_distillationjob
-from adacot.stages.distill import DistilledQuestion
+from adacot.pipelines.distillation_job import run_distillation_job
 from adacot.stages.prompts import user_text
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ def test_faults_lose_and_duplicate_nothing(tmp_path: Path, server: FaultServer) 
         )
         return made[0]
 
-    summary = run_distillationjob(resource, tmp_path / "out", bank_dir=bank, generator=teacher)
+    summary = run_distillation_job(resource, tmp_path / "out", bank_dir=bank, generator=teacher)
     verify_artifact(tmp_path / "out")
     records = list(read_records(tmp_path / "out" / "records", DistilledQuestion))
     assert [r.question_id for r in records] == [f"e{i:02d}" for i in range(QUESTIONS)]
@@ -114,14 +114,14 @@ def never() -> Generator:
 def test_bad_inputs_fail_before_the_teacher(tmp_path: Path, entries: list, spec: dict, message: str) -> None:  # type: ignore[type-arg]
     bank = write_bank(tmp_path / "bank", entries)
     with pytest.raises(ValueError, match=message):
-        run_distillationjob(job(**spec), tmp_path / "out", bank_dir=bank, generator=never)
+        run_distillation_job(job(**spec), tmp_path / "out", bank_dir=bank, generator=never)
 
 
 def test_refused_teacher_url_is_a_clear_error(tmp_path: Path) -> None:
     bank = write_bank(tmp_path / "bank", sum_bank(6))
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     with pytest.raises(TeacherServerError, match="cannot be reached"):
-        run_distillationjob(
+        run_distillation_job(
             job(teacher={"endpoint": {"url": url, "model": "t"}}), tmp_path / "out", bank_dir=bank
         )
     result = CliRunner().invoke(
@@ -135,10 +135,10 @@ def test_a_restart_with_another_spec_is_refused(tmp_path: Path) -> None:
     bank = write_bank(tmp_path / "bank", sum_bank(6))
     out = tmp_path / "out"
     with pytest.raises(TeacherServerError):  # the sample is saved before the teacher is probed
-        run_distillationjob(job(), out, bank_dir=bank)
+        run_distillation_job(job(), out, bank_dir=bank)
     assert (out / "sample.jsonl").is_file()
     with pytest.raises(ValueError, match="saved sample was drawn from another bank or spec"):
-        run_distillationjob(job(seed=7), out, bank_dir=bank, generator=never)
+        run_distillation_job(job(seed=7), out, bank_dir=bank, generator=never)
 
 
 def test_cli_spec_and_stage_entry_points(tmp_path: Path, server: FaultServer) -> None:

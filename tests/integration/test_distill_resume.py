@@ -21,8 +21,8 @@ import yaml
 from distill_helpers import ScriptedTeacher, job, sum_bank, sum_rule, write_bank
 
 from adacot.artifacts import SftExample, ShardSpec, read_manifest, read_records, verify_artifact
-from adacot.pipelines.distillationjob import run_distillationjob
-from adacot.stages.distill import DistilledQuestion
+from adacot.artifacts.rows import DistilledQuestion
+from adacot.pipelines.distillation_job import run_distillation_job
 
 pytestmark = pytest.mark.integration
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ sys.path.insert(0, {tests!r})
 from distill_helpers import ScriptedTeacher, sum_rule
 from adacot.api.loader import load_resources
 from adacot.artifacts import ShardSpec
-from adacot.pipelines.distillationjob import run_distillationjob
+from adacot.pipelines.distillation_job import run_distillation_job
 
 
 class Blocking(ScriptedTeacher):
@@ -58,7 +58,7 @@ class Blocking(ScriptedTeacher):
 if __name__ == "__main__":  # the verifier's worker processes are spawned: they re-import this file
     spec, out, bank, shard, block = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
     teacher = Blocking(block)
-    summary = run_distillationjob(load_resources(spec)[0], out, bank_dir=bank, shard=ShardSpec.parse(shard),
+    summary = run_distillation_job(load_resources(spec)[0], out, bank_dir=bank, shard=ShardSpec.parse(shard),
                                   generator=lambda: teacher)
     print(json.dumps({{"prompts": len(teacher.prompts), "summary": summary}}), flush=True)
 """
@@ -89,7 +89,7 @@ def test_sigkill_then_resume_gives_the_same_dataset(tmp_path: Path) -> None:
 
     reference = tmp_path / "reference"
     for index in (0, 1):
-        run_distillationjob(resource, reference, bank_dir=bank, shard=ShardSpec(index, 2),
+        run_distillation_job(resource, reference, bank_dir=bank, shard=ShardSpec(index, 2),
                             generator=lambda: ScriptedTeacher(sum_rule))  # fmt: skip
 
     script = tmp_path / "worker.py"

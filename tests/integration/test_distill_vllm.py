@@ -24,11 +24,11 @@ from shared_data import MATH500, needs_shared_data
 from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
 from adacot.api.distillation_job import TeacherServer
 from adacot.artifacts import SftExample, read_records, verify_artifact
-from adacot.artifacts.rows import BankEntry
+from adacot.artifacts.rows import BankEntry, DistilledQuestion
 from adacot.backends.openai_http import OpenAIGenerator
 from adacot.backends.teacher_server import TeacherServerError, running_teacher, stop, wait_until_ready
-from adacot.pipelines.distillationjob import run_distillationjob
-from adacot.stages.distill import DistilledQuestion, derive_seed, teacher_prompt
+from adacot.pipelines.distillation_job import run_distillation_job
+from adacot.stages.distill import derive_seed, teacher_prompt
 from adacot.stages.prompts import user_text
 from adacot.verify.math import MathVerifier, verify_math
 
@@ -82,7 +82,7 @@ def test_vllm_teacher_end_to_end(vllm_server: VllmServer, tmp_path: Path) -> Non
     sampling = {**SAMPLING.model_dump(by_alias=True), "stop": [stop]}
     teacher = {"endpoint": endpoint, "sampling": sampling, "maxAttempts": 2}
     resource = job(size=6, teacher=teacher, filter={"requireReasoning": False}, exports=["sharegpt"])
-    summary = run_distillationjob(resource, tmp_path / "out", bank_dir=bank_dir)
+    summary = run_distillation_job(resource, tmp_path / "out", bank_dir=bank_dir)
     verify_artifact(tmp_path / "out")
 
     records = {r.question_id: r for r in read_records(tmp_path / "out" / "records", DistilledQuestion)}
@@ -128,7 +128,7 @@ def test_in_pod_teacher_server(tiny_lm: Path, tmp_path: Path) -> None:
     teacher = {"server": server, "sampling": {"maxTokens": 16}, "maxAttempts": 1}
     bank_dir = write_bank(tmp_path / "bank", math500_bank(2))
     resource = job(size=2, teacher=teacher, distribution={"table": {"1": 1, "2": 1}})
-    summary = run_distillationjob(resource, tmp_path / "out", bank_dir=bank_dir)
+    summary = run_distillation_job(resource, tmp_path / "out", bank_dir=bank_dir)
     assert summary["questions"] == 2 and summary["usage"]["requests"] == 2
     assert not port_open(port)  # the server was stopped with the stage
     assert (tmp_path / "out" / "teacher-server.log").stat().st_size > 0

@@ -113,7 +113,7 @@ def test_bad_flags_and_specs_fail_before_any_work(tmp_path: Path) -> None:
 
 
 def test_grade_math500_with_real_vllm_and_prm(tiny_lm: Path, tmp_path: Path) -> None:
-    from adacot.tiny_prm import build_tiny_discriminative_prm
+    from adacot.testing.tiny_prm import build_tiny_discriminative_prm
 
     prm = build_tiny_discriminative_prm(tmp_path / "prm", seed=1)
     questions = math500_rows(tmp_path, [{"id": "broken", "problem": "What is 2+2?", "answer": "\\text{}"}])

@@ -1,6 +1,6 @@
 """Grading over HTTP: MATH-500 questions answered by the session's tiny model behind a real
 OpenAI-compatible vLLM server (`vllm_server`), scored by a locally built discriminative PRM (random
-weights: real mechanics, meaningless levels), first through `run_gradingrun`, then through `adacot grade
+weights: real mechanics, meaningless levels), first through `run_grading_run`, then through `adacot grade
 --spec`. What the server itself counted (its Prometheus /metrics) is checked against the usage the
 manifest reports, so a request lost, repeated or miscounted by the HTTP backend fails the test.
 """
@@ -22,7 +22,7 @@ from adacot.api.grading_run import GradingRun
 from adacot.artifacts import GradedQuestion, read_manifest, read_records, verify_artifact
 from adacot.artifacts.store import SUCCESS_NAME
 from adacot.cli.main import main
-from adacot.pipelines.gradingrun import run_gradingrun
+from adacot.pipelines.grading_run import run_grading_run
 from adacot.stages.steps import split_steps
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ CHAT_ROUTE = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def prm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from adacot.tiny_prm import build_tiny_discriminative_prm
+    from adacot.testing.tiny_prm import build_tiny_discriminative_prm
 
     return build_tiny_discriminative_prm(tmp_path_factory.mktemp("prm") / "disc", seed=1)
 
@@ -93,7 +93,7 @@ def test_grade_math500_through_a_real_vllm_server(
     raw = grading_resource(vllm_server, tiny_lm, prm_dir)
     before = server_counters(vllm_server)
     out = tmp_path / "graded"
-    summary = run_gradingrun(GradingRun.model_validate(raw), out)
+    summary = run_grading_run(GradingRun.model_validate(raw), out)
     after = server_counters(vllm_server)
 
     assert (out / SUCCESS_NAME).is_file()

@@ -23,7 +23,7 @@ from grading_scripted import ScriptedGenerator, ScriptedScorer, sum_answers
 
 from adacot.api.loader import load_resources
 from adacot.artifacts import GradedQuestion, ShardSpec, read_manifest, read_records, verify_artifact
-from adacot.pipelines.gradingrun import run_gradingrun
+from adacot.pipelines.grading_run import run_grading_run
 
 pytestmark = pytest.mark.integration
 TESTS_DIR = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ sys.path.insert(0, {tests!r})
 from grading_scripted import ScriptedGenerator, ScriptedScorer, sum_answers
 from adacot.api.loader import load_resources
 from adacot.artifacts import ShardSpec
-from adacot.pipelines.gradingrun import run_gradingrun
+from adacot.pipelines.grading_run import run_grading_run
 
 
 
@@ -57,7 +57,7 @@ class Blocking(ScriptedGenerator):
 if __name__ == "__main__":  # the verifier's worker processes are spawned: they re-import this file
     spec_path, out_dir, shard, block_on_call = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     generator = Blocking(block_on_call)
-    summary = run_gradingrun(load_resources(spec_path)[0], out_dir, shard=ShardSpec.parse(shard),
+    summary = run_grading_run(load_resources(spec_path)[0], out_dir, shard=ShardSpec.parse(shard),
                              generator=lambda: generator, scorer=ScriptedScorer)
     print(json.dumps({{"prompts": len(generator.prompts), "summary": summary}}), flush=True)
 """
@@ -113,7 +113,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_artifact(tmp_path: P
     resource = load_resources(spec)[0]
     reference = tmp_path / "reference"
     for index in (0, 1):
-        run_gradingrun(
+        run_grading_run(
             resource,
             reference,
             shard=ShardSpec(index, 2),
@@ -166,7 +166,7 @@ def test_complete_run_summary_manifest_and_termination_log(
     out = tmp_path / "out"
     generator = ScriptedGenerator(sum_answers)
     seen: list[int] = []
-    summary = run_gradingrun(
+    summary = run_grading_run(
         resource,
         out,
         generator=lambda: generator,
@@ -188,4 +188,4 @@ def test_complete_run_summary_manifest_and_termination_log(
     assert json.loads(termination.read_text())["accuracy"] == summary["accuracy"]
     # A complete artifact is not graded again.
     again = ScriptedGenerator(sum_answers)
-    assert run_gradingrun(resource, out, generator=lambda: again) == summary and again.calls == 0
+    assert run_grading_run(resource, out, generator=lambda: again) == summary and again.calls == 0

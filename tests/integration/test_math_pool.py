@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 import adacot.verify.math as math_verifier
+from adacot.artifacts.rows import Verdict
 from adacot.verify.math import MathVerifier
 from adacot.verify.pool import TimeBoundedPool
-from adacot.verify.verdict import Verdict
 
 pytestmark = pytest.mark.integration
 

@@ -45,7 +45,7 @@ from test_runner import TEACHER_SAMPLING, math500, pool_with_a_solvable_question
 
 from adacot.api.common import PromptSpec
 from adacot.artifacts import GradedQuestion, read_records, verify_artifact
-from adacot.pipelines.sftjob import read_summary
+from adacot.pipelines.sft_job import read_summary
 from adacot.stages.prompts import user_text
 
 pytestmark = [pytest.mark.integration, needs_shared_data]

@@ -1,5 +1,5 @@
 """The weight-based PRMs on real MATH-500 problems with hand-written multi-step traces, through real
-transformers models built in the session (adacot.tiny_prm: random weights, real code paths).
+transformers models built in the session (adacot.testing.tiny_prm: random weights, real code paths).
 
 The hand computations rebuild the model input without the PRM classes (their own string formatting and
 token search) so an off-by-one in the separator logic, a wrong label or a padding bug shows up.
@@ -20,7 +20,7 @@ from adacot.api.grading_run import PrmSpec
 from adacot.backends.base import StepScorer
 from adacot.backends.prm import QWEN_PRM_SYSTEM, DiscriminativePRM, LanguageModelPRM, make_step_scorer
 from adacot.stages.steps import split_steps
-from adacot.tiny_prm import (
+from adacot.testing.tiny_prm import (
     build_tiny_discriminative_prm,
     build_tiny_math_shepherd_prm,
     build_tiny_remote_code_prm,

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from adacot.verify import zygote
 from adacot.verify.code import CodeVerifier
-from adacot.verify.sandbox import Sandbox, SandboxLimits, probe_isolation
-from adacot.verify.stragglers import sandbox_processes
+from adacot.verify.sandbox import Sandbox, SandboxLimits, probe_isolation, zygote
+from adacot.verify.sandbox.stragglers import sandbox_processes
 
 pytestmark = pytest.mark.integration
 

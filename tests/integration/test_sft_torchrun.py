@@ -13,7 +13,7 @@ from conftest import KV_CACHE_BYTES
 from sft_helpers import math500_rows, sft_examples, sft_job, vllm_generate, write_dataset
 from shared_data import needs_shared_data
 
-from adacot.pipelines.sftjob import run_sftjob, torchrun_command
+from adacot.pipelines.sft_job import run_sft_job, torchrun_command
 
 TRAINING = {
     "learningRate": 3e-3,
@@ -33,7 +33,7 @@ TRAINING = {
 def test_zero3_two_processes_train_checkpoint_and_serve(tiny_lm: Path, tmp_path: Path) -> None:
     dataset = write_dataset(tmp_path / "train.jsonl", sft_examples(24))
     out = tmp_path / "sft"
-    summary = run_sftjob(sft_job(tiny_lm, dataset, training=TRAINING, stage=3), out, nproc_per_node=2)
+    summary = run_sft_job(sft_job(tiny_lm, dataset, training=TRAINING, stage=3), out, nproc_per_node=2)
 
     assert summary["world_size"] == 2 and summary["deepspeed_stage"] == 3
     assert summary["loss"] < 0.8 * summary["first_loss"]
@@ -63,7 +63,7 @@ def test_torchrun_command_from_indexed_job_env(monkeypatch: pytest.MonkeyPatch, 
         "--master_addr": "sft-0.sft-headless",
         "--master_port": "29500",
     }
-    assert command[-3:] == ["-m", "adacot.stages.train", str(tmp_path / "plan.json")]
+    assert command[-3:] == ["-m", "adacot.training.train", str(tmp_path / "plan.json")]
     monkeypatch.delenv("MASTER_ADDR")
     with pytest.raises(ValueError, match="MASTER_ADDR"):
         torchrun_command(job, tmp_path / "plan.json", 8, 0)

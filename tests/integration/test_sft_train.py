@@ -22,8 +22,9 @@ from sft_helpers import math500_rows, sft_examples, sft_job, vllm_generate, writ
 from shared_data import needs_shared_data
 from transformers import AutoModelForCausalLM
 
+from adacot.artifacts.rows import LossPoint
 from adacot.artifacts.store import is_complete, read_records
-from adacot.pipelines.sftjob import LossPoint, read_summary, run_sftjob
+from adacot.pipelines.sft_job import read_summary, run_sft_job
 
 pytestmark = [pytest.mark.integration, needs_shared_data]
 FAST = {
@@ -47,7 +48,7 @@ def test_short_training_lowers_loss_and_vllm_serves_the_model(
 ) -> None:
     job = sft_job(tiny_lm, dataset, training={**FAST, "epochs": 3, "saveSteps": 100})
     out = tmp_path / "sft"
-    summary = run_sftjob(job, out)
+    summary = run_sft_job(job, out)
 
     assert summary["loss"] < 0.8 * summary["first_loss"]
     assert summary["global_step"] == 3 * (summary["data"]["rows"] + 1) // 2  # batch 2, 3 epochs
@@ -67,9 +68,9 @@ def test_short_training_lowers_loss_and_vllm_serves_the_model(
 
     generated = vllm_generate(model, math500_rows(1)[0]["problem"], KV_CACHE_BYTES)
     assert generated["tokens"] > 0
-    assert run_sftjob(job, out) == summary  # complete: nothing is trained again
+    assert run_sft_job(job, out) == summary  # complete: nothing is trained again
     (out / "_SUCCESS").unlink()  # as if killed while writing the outputs, after training
-    assert run_sftjob(job, out) == summary  # outputs rewritten from the result (runtime_s would differ)
+    assert run_sft_job(job, out) == summary  # outputs rewritten from the result (runtime_s would differ)
 
 
 def _text(path: Path) -> str:
@@ -85,7 +86,7 @@ def test_lora_adapters_are_merged_into_an_ordinary_model(
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "gradientCheckpointing": True,
     }
-    summary = run_sftjob(sft_job(tiny_lm, dataset, training=training), tmp_path / "lora")
+    summary = run_sft_job(sft_job(tiny_lm, dataset, training=training), tmp_path / "lora")
 
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "model")
     base = AutoModelForCausalLM.from_pretrained(tiny_lm)
@@ -119,7 +120,7 @@ def test_bad_inputs_fail_before_training(
     else:
         data = tmp_path / "missing.jsonl"
     with pytest.raises(ValueError, match=message):
-        run_sftjob(sft_job(model, data, training=training), tmp_path / "out")
+        run_sft_job(sft_job(model, data, training=training), tmp_path / "out")
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from adacot.api.common import InferenceSpec, ModelSpec, SecretRef
-from adacot.backends.factory import ModelNotFoundError, hub_token, make_generator, resolve_model
+from adacot.backends.factory import make_generator
+from adacot.backends.models import ModelNotFoundError, hub_token, resolve_model
 
 
 def model_dir(root: Path) -> Path:

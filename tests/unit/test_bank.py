@@ -14,8 +14,8 @@ from shared_data import MATH500
 from adacot.api.common import TaskType
 from adacot.api.difficulty_bank import DedupeSpec, DifficultyBank
 from adacot.artifacts import BankEntry, GradedQuestion, Question, read_manifest, read_records, write_records
-from adacot.pipelines.difficultybank import run_difficultybank
-from adacot.reports.histogram import write_level_histogram
+from adacot.pipelines.difficulty_bank import run_difficulty_bank
+from adacot.plots.histogram import write_level_histogram
 from adacot.stages.bank import BankError, SourceRows, build_bank, normalise_question
 
 
@@ -100,7 +100,7 @@ def test_bank_pipeline_with_planted_math500_rows(tmp_path: Path, monkeypatch: py
         decontamination={"benchmarks": [{"path": str(benchmark_file)}], "ngram": 8},
     )
     out = tmp_path / "bank"
-    summary = run_difficultybank(resource, out)
+    summary = run_difficulty_bank(resource, out)
 
     entries = list(read_records(out, BankEntry))
     assert sorted(e.question.id for e in entries) == sorted(f"p{i}" for i in range(20))
@@ -118,7 +118,7 @@ def test_bank_pipeline_with_planted_math500_rows(tmp_path: Path, monkeypatch: py
     assert "| 0 | 4 | 20.0 % |" in (out / "SUMMARY.md").read_text()
     assert read_manifest(out).metrics["questions"] == 20
     assert json.loads((tmp_path / "termination").read_text())["questions"] == 20
-    assert run_difficultybank(resource, out) == summary  # complete: not rebuilt
+    assert run_difficulty_bank(resource, out) == summary  # complete: not rebuilt
 
 
 def test_histogram_png_has_the_requested_size(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from shared_data import SHARED_DATA, needs_shared_data
 
-from adacot.stages.sft_data import Collator, Tokenized, build_rows
+from adacot.training.data import Collator, Tokenized, build_rows
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PAD = 0

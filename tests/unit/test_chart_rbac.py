@@ -1,5 +1,5 @@
 """The chart's RBAC against a table of the API calls the operator (kopf + adacot_operator.kube) and the
-stage pods (adacot.reporting) make: each allowed call is granted, and what neither needs is refused,
+stage pods (adacot.progress.publish) make: each allowed call is granted, and what neither needs is refused,
 cluster-wide and per namespace. The end-to-end tests replay the emulator's request log through the same
 `chart_rbac.denied`."""
 

@@ -11,9 +11,9 @@ import yaml
 from crd_validation import validate_object
 from pydantic import BaseModel, ConfigDict, Field
 
+from adacot.api.codegen.crds import HEADER, build_crd, compare, crd_filename, generate, render, write
+from adacot.api.codegen.schema_k8s import SchemaError, strip_validation, to_structural
 from adacot.api.common import ApiModel
-from adacot.api.crdgen import HEADER, build_crd, compare, crd_filename, generate, render, write
-from adacot.api.schema_k8s import SchemaError, strip_validation, to_structural
 
 
 class Mode(str, Enum):

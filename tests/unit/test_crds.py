@@ -1,6 +1,6 @@
 """The committed crds/: in sync with the models, structural, helpful, and enforcing the models' rules.
 
-Structural checks here are written independently of adacot.api.schema_k8s, so a converter bug cannot
+Structural checks here are written independently of adacot.api.codegen.schema_k8s, so a converter bug cannot
 hide itself. Samples under crds/samples/ are validated with tests/crd_validation.py (schema + CEL).
 """
 
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from crd_validation import CRD_DIR, _program, load_crds, schema_errors, validate_object
 
 from adacot.api import RESOURCE_KINDS
-from adacot.api.crdgen import HEADER
+from adacot.api.codegen.crds import HEADER
 from adacot.cli.crds import crds as crds_command
 
 SAMPLES = CRD_DIR / "samples"

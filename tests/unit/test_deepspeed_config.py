@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from adacot.api.sft_job import DeepSpeedSpec
-from adacot.stages.deepspeed_config import deepspeed_config
+from adacot.training.deepspeed_config import deepspeed_config
 
 CPU = {"device": "cpu", "pin_memory": True}
 

@@ -17,7 +17,8 @@ import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel, ConfigDict, Field
 
-from adacot.api import RESOURCE_KINDS, docgen
+from adacot.api import RESOURCE_KINDS
+from adacot.api.codegen import docs as docgen
 from adacot.api.common import ApiModel
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, immutable, validations

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from adacot.api.common import ModelSpec
 from adacot.api.sft_job import EvaluationSpec
-from adacot.pipelines.evaluate import grading_run
+from adacot.pipelines.evaluation import grading_run
 
 
 def evaluation(n: int) -> EvaluationSpec:

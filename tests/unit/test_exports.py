@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adacot.artifacts.rows import CotTrace, Message, SftExample
+from adacot.artifacts.rows import CotTrace, Message, SftExample, Verdict
 from adacot.stages.exports import alpaca_row, dataset_info, export_row, sft_example, sharegpt_row
-from adacot.verify.verdict import Verdict
 
 
 def trace() -> CotTrace:

@@ -14,13 +14,13 @@ from adacot.api.common import PromptSpec, TaskType
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
 from adacot.artifacts.rows import GradedQuestion, Question
 from adacot.backends.base import Sample
+from adacot.progress.meter import ProgressMeter, ProgressUpdate
 from adacot.stages.grade import (
     PENDING_LEVEL,
     GradeStats,
     assign_levels,
     grade_chunk,
 )
-from adacot.stages.progress import ProgressMeter, ProgressReport
 from adacot.stages.prompts import DEFAULT_INSTRUCTIONS, build_prompt
 from adacot.verify.code import CodeVerifier
 from adacot.verify.math import MathVerifier
@@ -226,7 +226,7 @@ def test_phase_two_assigns_levels(mapping: LevelMapping, expected: list[int]) ->
 
 def test_progress_rate_and_eta_with_a_resumed_start() -> None:
     now = [100.0]
-    seen: list[ProgressReport] = []
+    seen: list[ProgressUpdate] = []
     meter = ProgressMeter(10, seen.append, done=4, clock=lambda: now[0])
     now[0] = 102.0
     meter.advance(2)

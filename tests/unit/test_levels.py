@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adacot.api.grading_run import LevelMapping
+from adacot.artifacts.rows import Verdict
 from adacot.stages.levels import (
     aggregate_samples,
     aggregate_steps,
@@ -25,7 +26,6 @@ from adacot.stages.levels import (
     quantile_cuts,
     quantile_levels,
 )
-from adacot.verify.verdict import Verdict
 
 BINS = LevelMapping()  # cut points 0.2, 0.4, 0.6, 0.8
 QUANTILES = LevelMapping(mode="quantiles")

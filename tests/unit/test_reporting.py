@@ -1,4 +1,4 @@
-"""Worker progress reports (adacot.reporting) against a real local HTTP server that records each
+"""Worker progress reports (adacot.progress.publish) against a real local HTTP server that records each
 request: merge-patch body and bearer header, throttling, the final report, and that a dead or refusing
 API server never fails the stage nor leaks the token into logs."""
 
@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from adacot.reporting import StatusReporter, progress_body, reported
-from adacot.stages.progress import ProgressMeter, ProgressReport
+from adacot.progress.meter import ProgressMeter, ProgressUpdate
+from adacot.progress.publish import StatusPublisher, progress_body, reported
 
 TOKEN = "tok-s3cret-value"
 STATUS_PATH = "/apis/adacot.dev/v1alpha1/namespaces/ml/gradingruns/pool/status"
@@ -84,8 +84,8 @@ class Clock:
         return self.now
 
 
-def report(done: int, total: int = 10) -> ProgressReport:
-    return ProgressReport(done, total, rate=None, eta_seconds=None)
+def report(done: int, total: int = 10) -> ProgressUpdate:
+    return ProgressUpdate(done, total, rate=None, eta_seconds=None)
 
 
 def dead_url() -> str:
@@ -95,8 +95,8 @@ def dead_url() -> str:
 
 
 def test_patch_carries_merge_patch_bearer_token_and_camel_case(server: Recorder, token_file: Path) -> None:
-    reporter = StatusReporter(server.url + STATUS_PATH, token_file)
-    reporter(ProgressReport(3, 12, rate=1.5, eta_seconds=6.0))
+    reporter = StatusPublisher(server.url + STATUS_PATH, token_file)
+    reporter(ProgressUpdate(3, 12, rate=1.5, eta_seconds=6.0))
     method, path, headers, body = server.requests[0]
     assert (method, path) == ("PATCH", STATUS_PATH)
     assert headers["Content-Type"] == "application/merge-patch+json"
@@ -108,7 +108,7 @@ def test_patch_carries_merge_patch_bearer_token_and_camel_case(server: Recorder,
 
 def test_reports_are_throttled_and_the_final_one_always_goes(server: Recorder, token_file: Path) -> None:
     clock = Clock()
-    reporter = StatusReporter(server.url + STATUS_PATH, token_file, clock=clock)
+    reporter = StatusPublisher(server.url + STATUS_PATH, token_file, clock=clock)
     for t, done in [(0, 0), (1, 1), (2, 2), (6, 6), (7, 7), (8, 10)]:
         clock.now = t
         reporter(report(done))
@@ -119,7 +119,7 @@ def test_reports_are_throttled_and_the_final_one_always_goes(server: Recorder, t
 
 def test_pending_report_is_sent_when_the_stage_ends(server: Recorder, token_file: Path) -> None:
     clock = Clock()
-    reporter = StatusReporter(server.url + STATUS_PATH, token_file, clock=clock)
+    reporter = StatusPublisher(server.url + STATUS_PATH, token_file, clock=clock)
     reporter(report(1))
     clock.now = 1
     reporter(report(4))
@@ -132,8 +132,8 @@ def test_dead_server_never_raises_and_warns_once_without_the_token(
     token_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock()
-    reporter = StatusReporter(dead_url() + STATUS_PATH, token_file, clock=clock)
-    with caplog.at_level(logging.DEBUG, logger="adacot.reporting"):
+    reporter = StatusPublisher(dead_url() + STATUS_PATH, token_file, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="adacot.progress.publish"):
         for t in range(0, 200, 6):
             clock.now = t
             reporter(report(t % 10))
@@ -148,8 +148,8 @@ def test_refused_report_is_dropped_and_the_token_stays_out_of_logs(
     server: Recorder, token_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.code = 403
-    reporter = StatusReporter(server.url + STATUS_PATH, token_file)
-    with caplog.at_level(logging.WARNING, logger="adacot.reporting"):
+    reporter = StatusPublisher(server.url + STATUS_PATH, token_file)
+    with caplog.at_level(logging.WARNING, logger="adacot.progress.publish"):
         reporter(report(10))
     assert "403" in caplog.text and TOKEN not in caplog.text and reporter.sent == 0
     assert len(server.requests) == 1
@@ -157,22 +157,22 @@ def test_refused_report_is_dropped_and_the_token_stays_out_of_logs(
 
 def test_from_env_builds_the_in_cluster_url_and_skips_when_not_asked(token_file: Path) -> None:
     base = {"ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_TOKEN_FILE": str(token_file)}
-    assert StatusReporter.from_env({}) is None
-    assert StatusReporter.from_env({**base, "JOB_COMPLETION_INDEX": "2"}) is None
-    in_cluster = StatusReporter.from_env(
+    assert StatusPublisher.from_env({}) is None
+    assert StatusPublisher.from_env({**base, "JOB_COMPLETION_INDEX": "2"}) is None
+    in_cluster = StatusPublisher.from_env(
         {**base, "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     )
     assert in_cluster is not None and in_cluster.url == f"https://10.0.0.1:443{STATUS_PATH}"
     assert in_cluster.token_file == token_file
-    v6 = StatusReporter.from_env({**base, "KUBERNETES_SERVICE_HOST": "fd00::1", "JOB_COMPLETION_INDEX": "0"})
+    v6 = StatusPublisher.from_env({**base, "KUBERNETES_SERVICE_HOST": "fd00::1", "JOB_COMPLETION_INDEX": "0"})
     assert v6 is not None and v6.url.startswith("https://[fd00::1]:443/apis/")
-    override = StatusReporter.from_env({**base, "ADACOT_API_SERVER": "http://127.0.0.1:1/"})
+    override = StatusPublisher.from_env({**base, "ADACOT_API_SERVER": "http://127.0.0.1:1/"})
     assert (
         override is not None
         and override.url == f"http://127.0.0.1:1{STATUS_PATH}"
         and override.ca_file is None
     )
-    assert StatusReporter.from_env({"ADACOT_STATUS_PATH": STATUS_PATH}) is None  # no server known
+    assert StatusPublisher.from_env({"ADACOT_STATUS_PATH": STATUS_PATH}) is None  # no server known
 
 
 def test_reported_feeds_the_local_callback_and_the_api(server: Recorder, token_file: Path) -> None:

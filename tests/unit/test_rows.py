@@ -27,9 +27,9 @@ from adacot.artifacts.rows import (
     QuarantinedRow,
     Question,
     SftExample,
+    Verdict,
     question_id,
 )
-from adacot.verify.verdict import Verdict
 
 MATH_Q = Question(
     id="q1",

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from adacot.artifacts.rows import Attempt, GradedQuestion, Question
+from adacot.artifacts.rows import Attempt, GradedQuestion, Question, Verdict
 from adacot.runner import PlanError, plan, topological_order
 from adacot.stages.evaluate import benchmark_scores, comparison, k_values, pass_at_k
-from adacot.verify.verdict import Verdict
 
 # ------------------------------------------------------------------------------------------- ordering
 

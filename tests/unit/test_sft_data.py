@@ -13,7 +13,7 @@ from sft_helpers import math500_rows, r1_answer
 from shared_data import needs_shared_data
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from adacot.stages.sft_data import (
+from adacot.training.data import (
     IGNORE_INDEX,
     Collator,
     TemplateError,
@@ -206,7 +206,7 @@ def test_reads_a_distillation_artifact_and_plain_files(tmp_path: Path) -> None:
     from adacot.artifacts.manifest import Manifest
     from adacot.artifacts.rows import Message, SftExample
     from adacot.artifacts.store import ArtifactDir
-    from adacot.stages.sft_data import read_conversations
+    from adacot.training.data import read_conversations
 
     examples = [
         SftExample(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from transformers import AutoConfig, AutoTokenizer
 
-from adacot.tiny_models import build_tiny_lm
+from adacot.testing.tiny_models import build_tiny_lm
 
 CORPUS = [f"What is {a} + {b}? The answer is {a + b}." for a in range(40) for b in range(0, 40, 3)]
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from transformers import TrainerControl, TrainerState
 
-from adacot.stages.progress import ProgressReport
-from adacot.stages.train_progress import StepProgress, status_progress
+from adacot.progress.meter import ProgressUpdate
+from adacot.training.progress import StepProgress, status_progress
 
 
 def test_steps_are_reported_from_the_resumed_step_to_the_end() -> None:
-    reports: list[ProgressReport] = []
+    reports: list[ProgressUpdate] = []
     ended: list[bool] = []
     callback = StepProgress(reports.append, on_end=lambda: ended.append(True))
     state, control = TrainerState(max_steps=10, global_step=4), TrainerControl()  # resumed at step 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adacot.stages.train import CHECKPOINTS, last_checkpoint
+from adacot.training.train import CHECKPOINTS, last_checkpoint
 
 
 def test_resume_skips_a_checkpoint_the_kill_left_half_written(tmp_path: Path) -> None:

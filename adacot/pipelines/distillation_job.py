@@ -1,0 +1,361 @@
+"""`run_distillation_job`: sample the bank, distil this process's shard (resumable), merge and write outputs.
+
+Callers: `adacot stage distillationjob` (one pod of an Indexed Job), `adacot distill`, `adacot run`.
+
+Before anything expensive, in this order: the bank is read (an incomplete artifact or an empty bank is
+an error), the distribution is resolved (fromGradingRun needs `eval_dir`, the GradingRun's artifact),
+the sample is drawn (N larger than the bank, or a short level under `shortfall: fail`, is an error) and
+decontaminated, then the teacher endpoint is probed (a refused connection is an error). The sample is
+saved as `sample.jsonl` (with `sample.json`: the sampler's report, removed questions, and the inputs
+that made it), so every shard and every restart distils the same questions; a restart whose spec or
+bank no longer matches the saved sample is refused.
+
+Layout under the output directory (besides the artifact contract of adacot.artifacts.store)::
+
+    sample.jsonl, sample.json      the plan (BankEntry rows; report)
+    removed/contaminated.jsonl     sampled questions dropped by decontamination, with the match
+    records/_work/log-<i>-of-<N>   shard i's DistilledQuestion records, one line per question, flushed
+    records/                       merged DistilledQuestion records (every sample, outcome, verdict)
+    traces/                        kept CotTrace rows
+    data/part-*.jsonl              the SFT dataset: SftExample rows (TRL conversational messages)
+    exports/                       sharegpt.jsonl / alpaca.jsonl + dataset_info.json (spec.exports)
+    distribution.png, summary.json acceptance per level, tokens and attempts per kept sample, shares
+
+A shard distils its questions in chunks of twice the endpoint's concurrency and appends each chunk's
+records as it finishes (a SIGKILL loses the chunk in flight; the rerun redoes it, never duplicates it).
+The process that finds every shard done merges under a file lock; every merge step skips what an
+interrupted merge already finished. Generator usage (requests, retries, tokens) is summed per shard
+over its runs and totalled in the manifest.
+
+Limits: the merge lock is `fcntl.flock` (local disks, NFSv4); the bank is read whole into memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from adacot.api.distillation_job import DistillationJob, DistillationJobSpec
+from adacot.artifacts.jsonio import iter_jsonl
+from adacot.artifacts.manifest import Manifest, atomic_write_bytes, read_manifest
+from adacot.artifacts.rows import BankEntry, CotTrace, DistilledQuestion, SftExample
+from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
+from adacot.artifacts.store import ArtifactDir, artifact_files, read_records
+from adacot.backends.base import Generator
+from adacot.pipelines.distillation_exports import summarise, write_exports
+from adacot.pipelines.termination import write_termination_message
+from adacot.progress.meter import ProgressCallback, ProgressMeter
+from adacot.stages.decontaminate import BenchmarkIndex
+from adacot.stages.distill import DistillStats, Verifiers, decontaminate, distill_chunk
+
+SUMMARY_NAME = "summary.json"
+SAMPLE_ROWS, SAMPLE_REPORT = "sample.jsonl", "sample.json"
+RECORDS_DIR, TRACES_DIR = "records", "traces"
+RECORDS_PER_FILE = 2_000
+GeneratorFactory = Callable[[], Generator]
+T = TypeVar("T", bound=BaseModel)
+
+
+def run_distillation_job(
+    resource: DistillationJob,
+    out_dir: str | Path,
+    *,
+    bank_dir: str | Path,
+    eval_dir: str | Path | None = None,
+    shard: ShardSpec | None = None,
+    progress: ProgressCallback | None = None,
+    generator: GeneratorFactory | None = None,
+    base_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Distil this process's shard (all questions when `shard` is None); merge when every shard is done.
+
+    `generator` builds the teacher (default: spec.teacher's endpoint, or its in-pod server); it is called
+    only when there is work. Returns the job's summary when complete, else a shard summary with
+    `complete: false` and the shards still missing.
+    """
+    shard = shard or ShardSpec(0, 1)
+    artifact = ArtifactDir(out_dir)
+    if artifact.complete:
+        return read_summary(artifact.root)
+    artifact.prepare()
+    plan = load_or_draw(resource.spec, artifact.root, Path(bank_dir), eval_dir, base_dir)
+    mine = [e for e in plan if shard.owns(e.question.id)]
+    _distil_shard(resource.spec, artifact.root, shard, mine, progress, generator)
+    waiting = _missing_shards(artifact.root, shard.count)
+    if waiting:
+        return {"complete": False, "shard": shard.label, "questions": len(mine), "waiting_for": waiting}
+    return merge_distillation_job(resource, artifact.root, shard.count)
+
+
+# ------------------------------------------------------------------------------------------ the plan
+
+
+def _sample_inputs(spec: DistillationJobSpec, bank_dir: Path) -> dict[str, Any]:
+    """What the saved sample depends on; a restart with different inputs must not reuse it."""
+    manifest = read_manifest(bank_dir)
+    keys = ("distribution", "size", "seed", "shortfall", "balanceBy", "decontamination")
+    dumped = spec.model_dump(mode="json", by_alias=True)
+    return {"bank": {k: e.sha256 for k, e in manifest.files.items()}, **{k: dumped.get(k) for k in keys}}
+
+
+def load_or_draw(
+    spec: DistillationJobSpec,
+    root: Path,
+    bank_dir: Path,
+    eval_dir: str | Path | None,
+    base_dir: str | Path | None,
+) -> list[BankEntry]:
+    """The saved sample, or a freshly drawn and decontaminated one (saved before it is returned)."""
+    bank = list(read_records(bank_dir, BankEntry))  # raises clearly for an incomplete artifact
+    inputs = _sample_inputs(spec, bank_dir)
+    report_path = root / SAMPLE_REPORT
+    if report_path.is_file():
+        saved = json.loads(report_path.read_text())
+        if saved.get("inputs") != inputs:
+            raise ValueError(
+                f"{root}: the saved sample was drawn from another bank or spec (distribution, size, seed, "
+                "shortfall, balanceBy, decontamination); use a new output directory"
+            )
+        return list(iter_jsonl(root / SAMPLE_ROWS, BankEntry))
+    if not bank:
+        raise ValueError(f"bank {bank_dir} holds no questions: there is nothing to sample")
+    from adacot.stages.distribution import resolve
+    from adacot.stages.sample import sample
+
+    summary = _eval_summary(spec, eval_dir)
+    drawn = sample(
+        bank,
+        resolve(spec.distribution, eval_summary=summary),
+        spec.size,
+        spec.seed,
+        shortfall=spec.shortfall,
+        balance_by=spec.balance_by,
+    )
+    clean, removed = decontaminate(drawn.entries, _benchmark_index(spec, base_dir))
+    _jsonl(root / "removed" / "contaminated.jsonl", [asdict(r) for r in removed])
+    atomic_write_bytes(root / SAMPLE_ROWS, b"".join(e.model_dump_json().encode() + b"\n" for e in clean))
+    report = {"inputs": inputs, "sampler": drawn.report(), "contaminated": len(removed)}
+    atomic_write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())  # written last
+    return clean
+
+
+def _eval_summary(spec: DistillationJobSpec, eval_dir: str | Path | None) -> dict[str, Any] | None:
+    if spec.distribution.from_grading_run is None:
+        return None
+    if eval_dir is None:
+        name = spec.distribution.from_grading_run.name
+        raise ValueError(f"distribution.fromGradingRun {name!r}: give the GradingRun's output directory")
+    from adacot.pipelines.grading_run import read_summary as grading_summary
+
+    return grading_summary(eval_dir)
+
+
+def _benchmark_index(spec: DistillationJobSpec, base_dir: str | Path | None) -> BenchmarkIndex | None:
+    if spec.decontamination is None:
+        return None
+    from adacot.pipelines.difficulty_bank import load_benchmarks
+
+    decon = spec.decontamination
+    return BenchmarkIndex(load_benchmarks(decon.benchmarks, base_dir), decon.ngram, decon.threshold)
+
+
+def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+
+
+# ------------------------------------------------------------------------------------------ one shard
+
+
+def _log_dir(root: Path) -> Path:
+    return ArtifactDir(root / RECORDS_DIR).work_dir
+
+
+def _stats_path(root: Path, shard: ShardSpec) -> Path:
+    return _log_dir(root) / f"stats-{shard.label}.json"
+
+
+def _chunk_size(spec: DistillationJobSpec) -> int:
+    endpoint = spec.teacher.endpoint
+    return 2 * (endpoint.concurrency if endpoint is not None else 32)
+
+
+def _distil_shard(
+    spec: DistillationJobSpec,
+    root: Path,
+    shard: ShardSpec,
+    mine: list[BankEntry],
+    progress: ProgressCallback | None,
+    factory: GeneratorFactory | None,
+) -> None:
+    with AppendLog(_log_dir(root), shard, DistilledQuestion) as log:
+        todo = [e for e in mine if e.question.id not in log]
+        meter = ProgressMeter(len(mine), progress, done=len(mine) - len(todo))
+        if todo:
+            with teacher(spec, root, factory) as generator:
+                _distil_todo(spec, root, shard, log, todo, meter, generator)
+        if not log.is_done:
+            log.mark_done()
+
+
+def _distil_todo(
+    spec: DistillationJobSpec,
+    root: Path,
+    shard: ShardSpec,
+    log: AppendLog[DistilledQuestion],
+    todo: list[BankEntry],
+    meter: ProgressMeter,
+    generator: Generator,
+) -> None:
+    stats_path = _stats_path(root, shard)
+    previous = json.loads(stats_path.read_bytes()) if stats_path.is_file() else {}
+    stats, verifiers = DistillStats(), Verifiers(spec.verification)
+    try:
+        size = _chunk_size(spec)
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            for record in distill_chunk(chunk, spec.teacher, spec.filter, generator, verifiers, stats):
+                log.append(record)
+            current = {"distill": stats.as_dict(), "usage": asdict(generator.usage)}
+            atomic_write_bytes(stats_path, json.dumps(add_counters(previous, current)).encode())
+            meter.advance(len(chunk))
+    finally:
+        verifiers.close()
+
+
+@contextlib.contextmanager
+def teacher(spec: DistillationJobSpec, root: Path, factory: GeneratorFactory | None) -> Iterator[Generator]:
+    """The teacher generator: the caller's factory, the endpoint (probed first), or the in-pod server."""
+    from adacot.backends.openai_http import OpenAIGenerator
+    from adacot.backends.teacher_server import check_reachable, running_teacher
+
+    with contextlib.ExitStack() as stack:
+        if factory is not None:
+            built = factory()
+        elif spec.teacher.server is not None:
+            endpoint = stack.enter_context(running_teacher(spec.teacher.server, root / "teacher-server.log"))
+            built = OpenAIGenerator(endpoint)
+        else:
+            assert spec.teacher.endpoint is not None  # TeacherSpec guarantees endpoint or server
+            check_reachable(spec.teacher.endpoint)
+            built = OpenAIGenerator(spec.teacher.endpoint)
+        stack.callback(built.close)
+        yield built
+
+
+def add_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Sum two nested dicts of counters (numbers added, dicts merged recursively)."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict):
+            out[key] = add_counters(out.get(key, {}), value)
+        elif isinstance(value, (int, float)):
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def _missing_shards(root: Path, count: int) -> list[str]:
+    labels = [ShardSpec(i, count).label for i in range(count)]
+    return [label for label in labels if not (_log_dir(root) / f"log-{label}.done").is_file()]
+
+
+# ------------------------------------------------------------------------------------------ merge
+
+
+@contextlib.contextmanager
+def _merge_lock(root: Path) -> Iterator[None]:
+    with (root / ".merge.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_parts(artifact: ArtifactDir, rows: Iterator[T], record_type: type[T]) -> None:
+    """Shards of RECORDS_PER_FILE rows; each chunk is consumed even when its shard is already written,
+    so a resumed merge stays aligned."""
+    number = 0
+    while chunk := list(islice(rows, RECORDS_PER_FILE)):
+        artifact.write_shard(f"part-{number:05d}.jsonl", chunk, record_type)
+        number += 1
+
+
+def _merge_records(resource: DistillationJob, root: Path, count: int) -> None:
+    records = ArtifactDir(root / RECORDS_DIR)
+    if records.complete:
+        return
+    merge_logs(records, DistilledQuestion, count, records_per_file=RECORDS_PER_FILE)
+    usage: dict[str, Any] = {}
+    for index in range(count):
+        path = _stats_path(root, ShardSpec(index, count))
+        if path.is_file():
+            usage = add_counters(usage, json.loads(path.read_bytes()))
+    name = resource.metadata.name
+    records.finalize(Manifest(kind="DistilledQuestions", name=name, metrics=usage))
+
+
+def _kept_traces(root: Path) -> Iterator[CotTrace]:
+    for record in read_records(root / RECORDS_DIR, DistilledQuestion):
+        yield from record.kept
+
+
+def _write_dataset(resource: DistillationJob, root: Path) -> None:
+    from adacot.stages.exports import sft_example
+
+    traces = ArtifactDir(root / TRACES_DIR)
+    if not traces.complete:
+        _write_parts(traces.prepare(), _kept_traces(root), CotTrace)
+        traces.finalize(Manifest(kind="CotTraces", name=resource.metadata.name))
+    examples = (sft_example(t) for t in read_records(traces.root, CotTrace))
+    _write_parts(ArtifactDir(root), examples, SftExample)
+    write_exports(root, resource.metadata.name, resource.spec.exports)
+
+
+def merge_distillation_job(resource: DistillationJob, out_dir: str | Path, count: int) -> dict[str, Any]:
+    """Merge the shards and write every output, once all `count` shards are done (idempotent)."""
+    artifact = ArtifactDir(out_dir)
+    with _merge_lock(artifact.root):
+        if artifact.complete:  # another shard's process merged while we waited for the lock
+            return read_summary(artifact.root)
+        missing = _missing_shards(artifact.root, count)
+        if missing:
+            raise ValueError(f"{artifact.root}: cannot merge, shards not done: {', '.join(missing)}")
+        _merge_records(resource, artifact.root, count)
+        _write_dataset(resource, artifact.root)
+        summary = summarise(resource, artifact.root)
+        atomic_write_bytes(artifact.root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
+        artifact.finalize(
+            Manifest(
+                kind=resource.KIND,
+                name=resource.metadata.name,
+                record_type=SftExample.__name__,
+                spec=resource.spec.model_dump(mode="json", by_alias=True),
+                seed=resource.spec.seed,
+                metrics=summary,
+            )
+        )
+    write_termination_message(_short(summary))
+    return summary
+
+
+def _short(summary: dict[str, Any]) -> dict[str, Any]:
+    """The termination message: the figures the operator copies into status."""
+    keys = ("kind", "name", "sampled", "kept", "acceptance_rate", "target_distribution",
+            "achieved_distribution", "shortfall", "contaminated")  # fmt: skip
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def read_summary(out_dir: str | Path) -> dict[str, Any]:
+    """The summary.json of a complete distillation artifact."""
+    artifact_files(out_dir)  # raises a clear error when the artifact is not complete
+    summary: dict[str, Any] = json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
+    return summary

@@ -1,0 +1,367 @@
+"""`run_grading_run`: a GradingRun's shard, resumable, and (once every shard is done) the merge.
+
+Callers: `adacot stage gradingrun` (one pod of an Indexed Job), `adacot grade`, `adacot run`.
+
+Layout under the output directory (besides the artifact contract of adacot.artifacts.store)::
+
+    _work/graded/log-<i>-of-<N>.jsonl   phase 1: shard i's GradedQuestion records (unsolved ones pending)
+    _work/graded/stats-<i>-of-<N>.json  shard i's counters and generator usage, summed over its runs
+    _work/log-<i>-of-<N>.jsonl          phase 2: the same records with levels, merged into data/
+    summary.json                        accuracy, level histogram, P_eval, unverifiable count
+
+A shard takes the questions whose stable id hashes to it, skips those already in its phase-1 log,
+grades the rest in chunks of `inference.batchSize` and appends each chunk's records as it finishes (a
+SIGKILL loses at most the chunk in flight; the rerun redoes it, never duplicates it). The process that
+finds every shard done takes a file lock and merges: phase 2 assigns levels over all scores (needed for
+quantiles, see adacot.stages.grade), `merge_logs` writes data/ sorted by id, then MANIFEST.json,
+_SUCCESS, summary.json and the termination message. Rerunning a complete artifact returns its summary.
+
+Limits: the merge lock is `fcntl.flock`, which local disks and NFSv4 PVCs honour; the question pool is
+loaded whole into memory by every shard (ids and texts, not responses).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from adacot.api.grading_run import GradingRun, GradingRunSpec, ResponsesSpec
+from adacot.artifacts.datasets import load_questions, read_rows
+from adacot.artifacts.jsonio import ArtifactError, iter_records
+from adacot.artifacts.manifest import Manifest, atomic_write_bytes
+from adacot.artifacts.rows import GradedQuestion, Question
+from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
+from adacot.artifacts.store import ArtifactDir, artifact_files
+from adacot.backends.base import Generator, StepScorer
+from adacot.pipelines.termination import write_termination_message
+from adacot.progress.meter import ProgressCallback, ProgressMeter
+from adacot.stages import levels
+from adacot.stages.grade import (
+    PENDING_LEVEL,
+    GradeStats,
+    assign_level,
+    grade_chunk,
+    level_table,
+)
+from adacot.verify.factory import make_verifier
+
+SUMMARY_NAME = "summary.json"
+PHASE1_DIR = "graded"
+GeneratorFactory = Callable[[], Generator]
+ScorerFactory = Callable[[], StepScorer]
+
+
+def run_grading_run(
+    resource: GradingRun,
+    out_dir: str | Path,
+    *,
+    shard: ShardSpec | None = None,
+    progress: ProgressCallback | None = None,
+    generator: GeneratorFactory | None = None,
+    scorer: ScorerFactory | None = None,
+    base_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Grade this process's shard (all questions when `shard` is None), merge when every shard is done.
+
+    `generator` / `scorer` build the engines (default: adacot.backends factories from the spec); they
+    are called only when there is work. Returns the run's summary when the artifact is complete, else a
+    shard summary with `complete: false` and the shards still missing.
+    """
+    spec = resource.spec
+    shard = shard or ShardSpec(0, 1)
+    artifact = ArtifactDir(out_dir)
+    if artifact.complete:
+        return read_summary(artifact.root)
+    artifact.prepare()
+    questions = _load(spec, artifact, base_dir)
+    mine = [q for q in questions if shard.owns(q.id)]
+    responses = load_responses(spec.responses, base_dir) if spec.responses else None
+    if responses is not None:
+        _check_responses(responses, questions, spec.responses)
+    _grade_shard(spec, artifact, shard, mine, responses, progress, generator, scorer)
+    waiting = _missing_shards(artifact, shard.count)
+    if waiting:
+        return {"complete": False, "shard": shard.label, "questions": len(mine), "waiting_for": waiting}
+    return merge_grading_run(resource, artifact.root, shard.count)
+
+
+def _load(spec: GradingRunSpec, artifact: ArtifactDir, base_dir: str | Path | None) -> list[Question]:
+    loaded = load_questions(spec.questions, base_dir=base_dir)
+    if loaded.quarantined:
+        artifact.write_quarantine(loaded.quarantined)  # same content from every shard: atomic replace
+    if not loaded.questions:
+        raise ValueError(f"{spec.questions.path}: no questions to grade")
+    return loaded.questions
+
+
+# ------------------------------------------------------------------------------------ pre-generated
+
+
+def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> dict[str, list[str]]:
+    """Responses by question id, in file order (several rows, or a list in one row, give several
+    samples). JSONL or Parquet, by suffix."""
+    path = Path(spec.path) if base_dir is None else Path(base_dir) / spec.path
+    if not path.is_file():
+        raise FileNotFoundError(f"responses file {path} does not exist")
+    found: dict[str, list[str]] = {}
+    for where, row in read_rows(path):
+        if spec.id_field not in row or spec.response_field not in row:
+            raise ValueError(f"{where}: needs fields {spec.id_field!r} and {spec.response_field!r}")
+        value = row[spec.response_field]
+        texts = value if isinstance(value, list) else [value]
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"{where}: {spec.response_field!r} must be a string or a list of strings")
+        found.setdefault(str(row[spec.id_field]), []).extend(texts)
+    return found
+
+
+def _check_responses(
+    responses: dict[str, list[str]], questions: Sequence[Question], spec: ResponsesSpec | None
+) -> None:
+    ids = {q.id for q in questions}
+    if responses and not ids & responses.keys():
+        example = next(iter(responses))
+        raise ValueError(
+            f"responses {spec.path if spec else ''}: no response id matches a question id "
+            f"(e.g. {example!r}); check responses.idField and questions.fields.id"
+        )
+
+
+# ------------------------------------------------------------------------------------ phase 1
+
+
+def _stats_path(artifact: ArtifactDir, shard: ShardSpec) -> Path:
+    return artifact.work_dir / PHASE1_DIR / f"stats-{shard.label}.json"
+
+
+def _save_stats(path: Path, previous: dict[str, Any], stats: GradeStats, usage: dict[str, Any]) -> None:
+    current = _add(previous, {"grading": stats.as_dict(), "usage": usage})
+    atomic_write_bytes(path, json.dumps(current, sort_keys=True).encode())
+
+
+def _add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Sum two nested dicts of counters."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, dict):
+            out[key] = _add(out.get(key, {}), value)
+        elif isinstance(value, (int, float)):
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def _grade_shard(
+    spec: GradingRunSpec,
+    artifact: ArtifactDir,
+    shard: ShardSpec,
+    mine: list[Question],
+    responses: dict[str, list[str]] | None,
+    progress: ProgressCallback | None,
+    generator_factory: GeneratorFactory | None,
+    scorer_factory: ScorerFactory | None,
+) -> None:
+    with AppendLog(artifact.work_dir / PHASE1_DIR, shard, GradedQuestion) as log:
+        todo = [q for q in mine if q.id not in log]
+        meter = ProgressMeter(len(mine), progress, done=len(mine) - len(todo))
+        if todo:
+            _grade_todo(spec, artifact, shard, log, todo, responses, meter, generator_factory, scorer_factory)
+        if not log.is_done:
+            log.mark_done()
+
+
+def _grade_todo(
+    spec: GradingRunSpec,
+    artifact: ArtifactDir,
+    shard: ShardSpec,
+    log: AppendLog[GradedQuestion],
+    todo: list[Question],
+    responses: dict[str, list[str]] | None,
+    meter: ProgressMeter,
+    generator_factory: GeneratorFactory | None,
+    scorer_factory: ScorerFactory | None,
+) -> None:
+    stats_path = _stats_path(artifact, shard)
+    previous = json.loads(stats_path.read_bytes()) if stats_path.is_file() else {}
+    stats = GradeStats()
+    generator = None if responses is not None else (generator_factory or _default_generator(spec))()
+    scorer = _LazyScorer(scorer_factory or _default_scorer(spec))
+    verifier = make_verifier(spec.questions.task, spec.verification)
+    try:
+        size = spec.inference.batch_size
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            records = grade_chunk(
+                chunk, spec, verifier, generator=generator, responses=responses, scorer=scorer, stats=stats
+            )
+            for record in records:
+                log.append(record)
+            usage = asdict(generator.usage) if generator is not None else {}
+            _save_stats(stats_path, previous, stats, usage)
+            meter.advance(len(chunk))
+    finally:
+        verifier.close()
+        scorer.close()
+        if generator is not None:
+            generator.close()
+
+
+class _LazyScorer:
+    """Builds the PRM on first use: a chunk where every question is solved never loads it."""
+
+    def __init__(self, factory: ScorerFactory) -> None:
+        self._factory = factory
+        self._scorer: StepScorer | None = None
+
+    def __call__(self) -> StepScorer:
+        if self._scorer is None:
+            self._scorer = self._factory()
+        return self._scorer
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
+
+
+def _default_generator(spec: GradingRunSpec) -> GeneratorFactory:
+    def build() -> Generator:
+        from adacot.backends.factory import make_generator
+
+        built: Generator = make_generator(spec.model, spec.inference, chat=spec.prompt.use_chat_template)
+        return built
+
+    return build
+
+
+def _default_scorer(spec: GradingRunSpec) -> ScorerFactory:
+    def build() -> StepScorer:
+        if spec.grader.prm is None:
+            raise RuntimeError("no PRM configured (grader.prm)")
+        from adacot.backends.prm import make_step_scorer
+
+        built: StepScorer = make_step_scorer(spec.grader.prm)
+        return built
+
+    return build
+
+
+def _missing_shards(artifact: ArtifactDir, count: int) -> list[str]:
+    phase1 = artifact.work_dir / PHASE1_DIR
+    labels = [ShardSpec(i, count).label for i in range(count)]
+    return [label for label in labels if not (phase1 / f"log-{label}.done").is_file()]
+
+
+# ------------------------------------------------------------------------------------ merge
+
+
+@contextmanager
+def _merge_lock(artifact: ArtifactDir) -> Iterator[None]:
+    artifact.work_dir.mkdir(parents=True, exist_ok=True)
+    with (artifact.work_dir / "merge.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def merge_grading_run(resource: GradingRun, out_dir: str | Path, count: int) -> dict[str, Any]:
+    """Phase 2 and the final artifact, once all `count` shards are done (idempotent, resumable)."""
+    artifact = ArtifactDir(out_dir)
+    with _merge_lock(artifact):
+        if artifact.complete:  # another shard's process merged while we waited for the lock
+            return read_summary(artifact.root)
+        missing = _missing_shards(artifact, count)
+        if missing:
+            raise ArtifactError(f"{artifact.root}: cannot merge, shards not done: {', '.join(missing)}")
+        phase1 = [
+            AppendLog(artifact.work_dir / PHASE1_DIR, ShardSpec(i, count), GradedQuestion)
+            for i in range(count)
+        ]
+        pending = ((r.key, r.score) for log in phase1 for r in log.records() if r.reason == PENDING_LEVEL)
+        table = level_table(((k, s) for k, s in pending if s is not None), resource.spec.grader.levels)
+        for index, source in enumerate(phase1):
+            with source, AppendLog(artifact.work_dir, ShardSpec(index, count), GradedQuestion) as levelled:
+                if not levelled.is_done:
+                    for record in source.records():
+                        levelled.append(assign_level(record, table))
+                    levelled.mark_done()
+        merge_logs(artifact, GradedQuestion, count)
+        metrics = _metrics(artifact, count)
+        summary = _summary(resource, metrics)
+        atomic_write_bytes(artifact.root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
+        artifact.finalize(
+            Manifest(
+                kind=resource.KIND,
+                name=resource.metadata.name,
+                spec=resource.spec.model_dump(mode="json", by_alias=True),
+                seed=resource.spec.sampling.seed,
+                metrics=metrics,
+            )
+        )
+    write_termination_message(_short(summary))
+    return summary
+
+
+def _metrics(artifact: ArtifactDir, count: int) -> dict[str, Any]:
+    """Figures over the merged records plus the shards' counters and usage."""
+    level_list: list[int | None] = []
+    reasons: Counter[str] = Counter()
+    tokens = {"prompt": 0, "completion": 0}
+    for path in sorted(artifact.data_dir.glob("part-*")):
+        for record in iter_records(path, GradedQuestion):
+            level_list.append(record.level)
+            if record.level is None:
+                reasons[(record.reason or "").split(":")[0]] += 1
+            for attempt in record.attempts:
+                tokens["prompt"] += attempt.prompt_tokens or 0
+                tokens["completion"] += attempt.completion_tokens or 0
+    counters: dict[str, Any] = {}
+    for index in range(count):
+        path = _stats_path(artifact, ShardSpec(index, count))
+        if path.is_file():
+            counters = _add(counters, json.loads(path.read_bytes()))
+    histogram = levels.level_histogram(level_list)
+    graded = sum(histogram.values())
+    return {
+        "questions": len(level_list),
+        "graded": graded,
+        "solved": histogram[0],
+        "accuracy": histogram[0] / graded if graded else None,
+        "level_counts": {str(k): v for k, v in histogram.items()},
+        "distribution": {str(k): v for k, v in levels.distribution(level_list).items()} if graded else {},
+        "unverifiable": len(level_list) - graded,
+        "unverifiable_reasons": dict(sorted(reasons.items())),
+        "tokens": tokens,
+        **counters,
+    }
+
+
+def _summary(resource: GradingRun, metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("questions", "graded", "solved", "accuracy", "level_counts", "distribution", "unverifiable")
+    return {
+        "complete": True,
+        "kind": resource.KIND,
+        "name": resource.metadata.name,
+        "model": resource.spec.model.identity(),
+        **{k: metrics[k] for k in keys},
+        "unverifiable_reasons": metrics["unverifiable_reasons"],
+    }
+
+
+def _short(summary: dict[str, Any]) -> dict[str, Any]:
+    """The termination message: the figures the operator copies into status."""
+    keys = ("kind", "name", "questions", "accuracy", "level_counts", "distribution", "unverifiable")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def read_summary(out_dir: str | Path) -> dict[str, Any]:
+    """The summary.json of a complete grading artifact."""
+    artifact_files(out_dir)  # raises a clear error when the artifact is not complete
+    summary: dict[str, Any] = json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
+    return summary
