@@ -1,0 +1,64 @@
+"""docs/architecture.md stays true: its layer table is the import-linter contract that CI enforces, every
+package of adacot is placed in a layer, and every module, function and path it names exists."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "architecture.md"
+TEXT = DOC.read_text(encoding="utf-8")
+
+
+def documented_layers() -> list[list[str]]:
+    table = TEXT.split("<!-- layers")[1].split("<!-- /layers -->")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    return [re.findall(r"`([\w.]+)`", row.split(" | ")[0]) for row in rows]
+
+
+def contract(name: str) -> dict[str, object]:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    found = [c for c in config["tool"]["importlinter"]["contracts"] if c["name"] == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def test_the_layer_table_is_the_import_contract() -> None:
+    layers = contract("adacot's layers point down")["layers"]
+    assert isinstance(layers, list)
+    assert documented_layers() == [layer.split(" | ") for layer in layers]
+
+
+def test_every_package_has_a_layer() -> None:
+    placed = {name for row in documented_layers() for name in row}
+    packages = {f"adacot.{p.parent.name}" for p in (REPO / "adacot").glob("*/__init__.py")}
+    assert packages == placed
+    loose = sorted(p.name for p in (REPO / "adacot").glob("*.py") if p.name != "__init__.py")
+    assert loose == [], "modules at the top of adacot/ have no layer"
+
+
+NAMES = sorted(set(re.findall(r"\badacot(?:\.[A-Za-z_]\w*)+", TEXT)) - {"adacot.dev"})
+
+
+@pytest.mark.parametrize("dotted", NAMES)
+def test_every_named_module_or_function_exists(dotted: str) -> None:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return
+    pytest.fail(f"{dotted} names nothing")
+
+
+@pytest.mark.parametrize("path", sorted(set(re.findall(r"`((?:adacot|operator|tests)/[\w/.]+)`", TEXT))))
+def test_every_named_path_exists(path: str) -> None:
+    assert (REPO / path).exists(), path
