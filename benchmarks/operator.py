@@ -3,7 +3,7 @@
     python benchmarks/operator.py [--sequential 20] [--burst 50] [--resources 500] [--quick]
 
 Starts the API emulator (tests/kube, `start_emulator`, its own process) and the operator as a real
-`kopf run -m adacot_operator --standalone --all-namespaces` process, the way
+`kopf run -m adacot_operator.handlers --standalone --all-namespaces` process, the way
 tests/integration/test_operator_smoke.py does, then measures with the sample GradingRun:
 
 1. create -> Job created: the time from the create request returning to the Job's ADDED event on a
@@ -110,14 +110,14 @@ class Watch:
 
 
 class Operator:
-    """`kopf run -m adacot_operator` in its own process group, its log in a file."""
+    """`kopf run -m adacot_operator.handlers` in its own process group, its log in a file."""
 
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.metrics = free_port()
         env = {**os.environ, "KUBECONFIG": str(kubeconfig), "ADACOT_METRICS_PORT": str(self.metrics)}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
         kopf = str(Path(sys.executable).parent / "kopf")
-        command = [kopf, "run", "-m", "adacot_operator", "--standalone", "--all-namespaces",
+        command = [kopf, "run", "-m", "adacot_operator.handlers", "--standalone", "--all-namespaces",
                    f"--liveness=http://127.0.0.1:{free_port()}/healthz"]  # fmt: skip
         self.log_path = log_path
         with log_path.open("ab") as sink:
@@ -349,8 +349,9 @@ def report(info: dict[str, Any], results: dict[str, Any], args: argparse.Namespa
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     header = (f"machine: {info['cpu']}, {info['cpus']} CPUs shared with other engineers' work, Python "
               f"{info['python']}, load average {info['load_before']:.2f} at start\n\nversions: {versions}\n\n"
-              "API server: the emulator (tests/kube), one process; operator: `kopf run -m adacot_operator "
-              "--standalone --all-namespaces`; resource: the sample GradingRun")  # fmt: skip
+              "API server: the emulator (tests/kube), one process; operator: "
+              "`kopf run -m adacot_operator.handlers --standalone --all-namespaces`; "
+              "resource: the sample GradingRun")  # fmt: skip
     text = table(results)
     print(header + "\n\n" + text)
     if not args.quick:

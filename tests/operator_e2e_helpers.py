@@ -49,7 +49,7 @@ class Kubectl:
 
 
 class Operator:
-    """`kopf run -m adacot_operator` as a subprocess pointed at the emulator; its log in a file."""
+    """`kopf run -m adacot_operator.handlers` as a subprocess pointed at the emulator; its log in a file."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
         self.kubeconfig, self.log = kubeconfig, log
@@ -57,8 +57,8 @@ class Operator:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ADACOT_METRICS_PORT": "0"}
-        command = [str(Path(sys.executable).parent / "kopf"), "run", "-m", "adacot_operator", "--standalone",
-                   "--namespace", NS]  # fmt: skip
+        command = [str(Path(sys.executable).parent / "kopf"), "run", "-m", "adacot_operator.handlers",
+                   "--standalone", "--namespace", NS]  # fmt: skip
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True

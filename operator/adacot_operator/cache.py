@@ -14,6 +14,10 @@ resourceVersion (numeric: the API server's are etcd revisions; arrival order oth
 leaves a tombstone, so a seed list that raced with a delete does not resurrect the object. A stale
 entry is harmless: its fresh GET returns nothing, as a missing producer does. The parsed models are
 shared between reconciles: never mutate one.
+
+Callers: adacot_operator.handlers (`observe` from each resource event, `models` on each reconcile,
+with the seed listing and the parse function passed in). Imports neither kopf nor the kubernetes
+client: bodies arrive as plain mappings, and the one API call (the seed) is the caller's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """kopf handlers: when to reconcile, and carrying a reconcile `Plan` out through `Kube`.
 
-Imported by `adacot_operator/__init__.py`, so `kopf run -m adacot_operator` registers everything here.
+Loaded by `kopf run -m adacot_operator.handlers` (the image, the chart, `python -m adacot_operator`):
+importing this module registers everything here. The only module of the operator that imports kopf;
+the rest is pure (builders, resolve, status, reconcile, cache) or an edge of its own (kube, metrics).
 The operator is level-triggered: every cause leads to the same `reconcile(kind, namespace, name)`,
 which re-reads the world (the resource, its producers, its Job and pods, fresh from the API; the
 namespace's other adacot resources, parsed, for the dependency graph, from `cache.NamespaceCache`) and applies
@@ -34,9 +36,9 @@ from pydantic import ValidationError
 
 from adacot.api import GROUP, RESOURCE_KINDS, VERSION, AnyResource, dependency_graph
 from adacot.api.defaults import with_default_model
+from adacot_operator.builders.children import build_children
 from adacot_operator.cache import NamespaceCache
 from adacot_operator.kube import Kube
-from adacot_operator.manifests import build_children
 from adacot_operator.metrics import Metrics, serve
 from adacot_operator.names import KIND_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, child_name
 from adacot_operator.reconcile import Plan, plan

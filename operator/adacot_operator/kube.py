@@ -5,9 +5,10 @@ watches and delivers events; every read and write the operator makes goes throug
 
 Choice: the official `kubernetes` client's ApiClient for connection, TLS and credentials (in-cluster
 service account, else $KUBECONFIG / ~/.kube/config), but raw JSON in and out through one `_call`: the
-generated typed models would turn the manifests (plain dicts from manifests.build_children) into
-snake_case objects and back, for nothing. Status writes are JSON merge patches on the `status`
+generated typed models would turn the manifests (plain dicts from builders.children.build_children)
+into snake_case objects and back, for nothing. Status writes are JSON merge patches on the `status`
 subresource, so they touch only the fields named (the worker's `progress` stays the worker's).
+kopf is not imported here: the handlers pass in what they read from kopf's events.
 
 Limits: no retries here (a failed call raises `KubeError`; the handler's reconcile fails, is counted,
 and the next event or timer tick reconciles again); list calls read one page (no `continue`), enough

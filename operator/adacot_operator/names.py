@@ -1,6 +1,6 @@
 """Names, labels, hashes and references the operator puts on a resource's children.
 
-Callers: adacot_operator.manifests (building the children) and the handlers/status code (finding them
+Callers: adacot_operator.builders (building the children) and the handlers/status code (finding them
 again: `child_name` and `selector` are how a child is looked up, so they must never change for a given
 resource). Pure functions, no API access. Limits: names are DNS-1123 labels of at most
 `MAX_CHILD_NAME` characters; longer ones are cut and get a hash suffix, so two different long names

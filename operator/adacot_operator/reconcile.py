@@ -5,9 +5,9 @@ carries the `Plan` out; unit-tested without any API. The rules:
 
 - status comes from `compute_status`; only the top-level status fields that changed are patched (so an
   unchanged world writes nothing, and the worker's `progress` is not overwritten with a stale copy);
-- children are built (by the caller's `build`, i.e. manifests.build_children) only when there is no Job,
-  the inputs are ready, the resource is neither suspended nor finished: creating is idempotent by name,
-  so a restarted operator that re-plans creates nothing twice;
+- children are built (by the caller's `build`, i.e. builders.children.build_children) only when there
+  is no Job, the inputs are ready, the resource is neither suspended nor finished: creating is
+  idempotent by name, so a restarted operator that re-plans creates nothing twice;
 - `spec.suspend` deletes an unfinished Job (pods go with it) and keeps the ConfigMap and volumes; the
   next plan after resuming creates the Job again and the stage resumes from its shards;
 - a Kueue-suspended Job is never touched (Kueue un-suspends it on admission);

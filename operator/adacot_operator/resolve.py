@@ -1,9 +1,9 @@
 """Input resolution: a resource plus its producers' outputs -> the spec its pod runs, the inputs it mounts
 and the `adacot stage` flags that name them.
 
-Callers: adacot_operator.manifests (building the ConfigMap and Job) and the handlers (which gather the
-producers' `status.output` into `ResolvedInputs`, and write a stage's own `status.output` from
-`output_location`). Pure functions.
+Callers: adacot_operator.builders (children, configmap, volumes: building the ConfigMap, volumes and
+Job), the handlers (which gather the producers' `status.output` into `ResolvedInputs`) and
+adacot_operator.status (a stage's own `status.output`, from `output_location`). Pure functions.
 
 Pod layout under the claim mount root ROOT (ADACOT_CLAIM_MOUNT_ROOT, default /mnt/adacot):
 `ROOT/output` the output claim (read-write), `ROOT/claims/<claimName>` each claim the spec names
@@ -133,8 +133,11 @@ def input_flags(resource: AnyResource, mounts: list[InputMount]) -> list[str]:
     return []
 
 
-def with_default_model(resource: AnyResource, inputs: ResolvedInputs) -> AnyResource:
-    """An SFTJob without spec.model gets `inputs.model` (InputsError when that is unknown too)."""
+def fill_model_from_inputs(resource: AnyResource, inputs: ResolvedInputs) -> AnyResource:
+    """An SFTJob without spec.model gets `inputs.model` (InputsError when that is unknown too).
+
+    Not adacot.api.defaults.with_default_model, which *finds* the base model among the namespace's
+    resources (the handlers call it to fill `ResolvedInputs.model`); this one only applies it."""
     if not isinstance(resource, SFTJob) or resource.spec.model is not None:
         return resource
     if inputs.model is None:
@@ -147,14 +150,14 @@ def with_default_model(resource: AnyResource, inputs: ResolvedInputs) -> AnyReso
 
 def spec_claims(resource: AnyResource, inputs: ResolvedInputs) -> list[str]:
     """The claims named by `claimName` fields of the spec (after the SFT model default)."""
-    return claim_names(with_default_model(resource, inputs).spec)
+    return claim_names(fill_model_from_inputs(resource, inputs).spec)
 
 
 def resolved_document(resource: AnyResource, inputs: ResolvedInputs, root: str) -> dict[str, Any]:
     """The resource as its pod reads it (the ConfigMap's spec.yaml): paths absolute under the claim
     mounts, the SFT base model filled in; no status, no server metadata, no spec.suspend (suspending
     is the Job's business, and must not change the spec hash)."""
-    filled = with_default_model(resource, inputs)
+    filled = fill_model_from_inputs(resource, inputs)
     claims = {name: Path(claim_mount(root, name)) for name in claim_names(filled.spec)}
     problems: list[str] = []  # every claim is mapped, so resolve_paths finds none
     spec = resolve_paths(filled.spec, Path("/"), claims, "spec", problems)

@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 class Operator:
-    """`kopf run -m adacot_operator` in its own process group, with its log in a file."""
+    """`kopf run -m adacot_operator.handlers` in its own process group, with its log in a file."""
 
     def __init__(self, kubeconfig: Path, log: Path) -> None:
         self.kubeconfig, self.log = kubeconfig, log
@@ -50,7 +50,7 @@ class Operator:
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ADACOT_METRICS_PORT": str(self.metrics)}
         kopf = str(Path(sys.executable).parent / "kopf")
-        command = [kopf, "run", "-m", "adacot_operator", "--standalone", "--namespace", "default",
+        command = [kopf, "run", "-m", "adacot_operator.handlers", "--standalone", "--namespace", "default",
                    f"--liveness=http://127.0.0.1:{self.health}/healthz"]  # fmt: skip
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(

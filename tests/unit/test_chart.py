@@ -175,7 +175,7 @@ def test_defaults_watch_all_namespaces_with_cluster_rbac(rendered: dict[str, lis
     objs = rendered["defaults"]
     main = container(objs)
     assert main["command"] == [
-        "kopf", "run", "-m", "adacot_operator", "--standalone",
+        "kopf", "run", "-m", "adacot_operator.handlers", "--standalone",
         "--liveness=http://0.0.0.0:8080/healthz", "--all-namespaces",
     ]  # fmt: skip
     roles = {r["metadata"]["name"]: r for r in by_kind(objs, "ClusterRole")}

@@ -130,7 +130,7 @@ def test_workers_run_adacot_and_operator_runs_kopf() -> None:
     for name in ("worker", "worker-cpu"):
         assert ("ENTRYPOINT", '["adacot"]') in final_stage(dockerfile(name))
     entry = dict(final_stage(dockerfile("operator")))["ENTRYPOINT"]
-    assert entry.startswith('["kopf", "run", "-m", "adacot_operator"')
+    assert entry.startswith('["kopf", "run", "-m", "adacot_operator.handlers"')
 
 
 def test_make_images_prints_one_build_per_image() -> None:

@@ -132,8 +132,8 @@ def test_failed_job_and_stuck_pod_warn_once() -> None:
 
 
 def test_sft_without_a_model_is_built_with_the_model_of_its_banks_grading_run() -> None:
-    """The handlers' build step (the one that meets manifests.build_children): the same base-model rule
-    as `adacot run`, through the namespace's other resources."""
+    """The handlers' build step (the one that meets builders.children.build_children): the same
+    base-model rule as `adacot run`, through the namespace's other resources."""
     from adacot_operator.handlers import _build, _parse
 
     names = [("GradingRun", "qwen7b-pool"), ("GradingRun", "qwen7b-eval"), ("DifficultyBank", "qwen7b-bank"),

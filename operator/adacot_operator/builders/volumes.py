@@ -1,11 +1,12 @@
 """Storage of a stage's pod: the output PersistentVolumeClaim, and the pod's volumes and mounts (spec
 ConfigMap, /dev/shm, output claim, the claims its spec names, its producers' artifacts).
 
-Callers: adacot_operator.manifests (build_children) and manifests_job (the pod spec). Pure functions
-returning Kubernetes-shaped dicts. The layout (mount paths) is adacot_operator.resolve's. One volume per
-distinct claim, mounted once per use (output read-write, the rest read-only), so a claim that is both
-the output and an input is attached once. Limits: access modes are taken as given (a sharded Job whose
-pods land on several nodes needs ReadWriteMany; the scheduler, not this module, finds out).
+Callers: adacot_operator.builders.children (build_children), which hands the volumes and mounts to the
+Job builder's pod template. Pure functions returning Kubernetes-shaped dicts. The layout (mount paths)
+is adacot_operator.resolve's. One volume per distinct claim, mounted once per use (output read-write,
+the rest read-only), so a claim that is both the output and an input is attached once. Limits: access
+modes are taken as given (a sharded Job whose pods land on several nodes needs ReadWriteMany; the
+scheduler, not this module, finds out).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The stage's batch/v1 Job: pod template (container, env, compute, placement) and Job policy.
 
-Callers: adacot_operator.manifests (build_children). Pure functions returning Kubernetes-shaped dicts.
+Callers: adacot_operator.builders.children (build_children; also `is_multi_node`, which decides the
+headless Service). Pure functions returning Kubernetes-shaped dicts; the pod's volumes and mounts come
+in as arguments (adacot_operator.builders.volumes).
 Settings are defaults *under* the spec: spec.image, spec.serviceAccountName, spec.queue win over the
 operator's; nodeSelector keys and tolerations/imagePullSecrets are unions (the spec wins a key clash);
 affinity, priorityClassName and runtimeClassName come from the spec when set.

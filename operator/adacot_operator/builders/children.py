@@ -1,15 +1,16 @@
 """`build_children`: the Kubernetes objects one adacot resource runs as — pure, spec in, dicts out.
 
-Callers: the handlers (create-or-get each object by its deterministic name, compare the spec-hash
-annotation to decide whether a child is stale) and tests (which validate every object against the
-Kubernetes schemas). Per resource, in creation order:
+Callers: adacot_operator.handlers (`_build`, the build step of reconcile.plan: create-or-get each
+object by its deterministic name, compare the spec-hash annotation to decide whether a child is stale)
+and tests (which validate every object against the Kubernetes schemas). Per resource, in creation
+order, each from its own builder module:
 
-- ConfigMap `<name>-<short>`: `spec.yaml`, the resolved resource (adacot_operator.resolve), mounted
-  at /etc/adacot/spec.yaml;
-- PersistentVolumeClaim `<name>-<short>`: only with output.create (not with existingClaim); owned by
-  the resource only with retention Delete;
-- headless Service `<name>-<short>`: only for a multi-node SFTJob (torchrun rendezvous);
-- Job `<name>-<short>`: `adacot stage <kind> --spec /etc/adacot/spec.yaml <input flags>`.
+- ConfigMap `<name>-<short>` (configmap): `spec.yaml`, the resolved resource (adacot_operator.resolve),
+  mounted at /etc/adacot/spec.yaml;
+- PersistentVolumeClaim `<name>-<short>` (volumes): only with output.create (not with existingClaim);
+  owned by the resource only with retention Delete;
+- headless Service `<name>-<short>` (service): only for a multi-node SFTJob (torchrun rendezvous);
+- Job `<name>-<short>` (job): `adacot stage <kind> --spec /etc/adacot/spec.yaml <input flags>`.
 
 Every child carries the adacot.dev/{kind,name,stage} labels, app.kubernetes.io/managed-by, and
 `<prefix>/spec-hash`: the hash of the resolved document, the stage command and where each input is
@@ -23,22 +24,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from adacot.api import AnyResource
-from adacot.api.sft_job import SFTJob
-from adacot_operator.manifests_job import container_env, is_multi_node, job, pod_template
-from adacot_operator.manifests_volumes import output_claim, pod_mounts, pod_volumes
-from adacot_operator.names import (
-    child_metadata,
-    child_name,
-    selector,
-    spec_hash,
-    spec_hash_annotation,
-    stage_of,
-)
+from adacot_operator.builders.configmap import config_map
+from adacot_operator.builders.job import container_env, is_multi_node, job, pod_template
+from adacot_operator.builders.service import headless_service
+from adacot_operator.builders.volumes import output_claim, pod_mounts, pod_volumes
+from adacot_operator.names import child_name, spec_hash, spec_hash_annotation, stage_of
 from adacot_operator.resolve import (
-    SPEC_FILE,
     SPEC_PATH,
     ResolvedInputs,
     input_flags,
@@ -49,8 +41,6 @@ from adacot_operator.resolve import (
     spec_claims,
 )
 from adacot_operator.settings import OperatorSettings
-
-__all__ = ["ResolvedInputs", "build_children", "stage_command"]
 
 
 def stage_command(resource: AnyResource, flags: list[str]) -> list[str]:
@@ -85,34 +75,3 @@ def build_children(
     children += [claim] if claim is not None else []
     children += [headless_service(resource, name, annotations)] if is_multi_node(resource) else []
     return [*children, job(resource, settings, template, annotations)]
-
-
-def config_map(
-    resource: AnyResource, name: str, document: dict[str, Any], annotations: dict[str, str]
-) -> dict[str, Any]:
-    """The ConfigMap holding the resolved resource as YAML (what `adacot stage` reads)."""
-    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": child_metadata(resource, name, annotations),
-        "data": {SPEC_FILE: text},
-    }
-
-
-def headless_service(resource: AnyResource, name: str, annotations: dict[str, str]) -> dict[str, Any]:
-    """The Service giving an Indexed Job's pods stable DNS names (`<job>-<index>.<job>`) for torchrun's
-    rendezvous; published before the pods are ready, since rendezvous comes first."""
-    assert isinstance(resource, SFTJob)
-    port = resource.spec.master_port
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": child_metadata(resource, name, annotations),
-        "spec": {
-            "clusterIP": "None",
-            "selector": selector(resource),
-            "publishNotReadyAddresses": True,
-            "ports": [{"name": "rendezvous", "port": port, "targetPort": port, "protocol": "TCP"}],
-        },
-    }
