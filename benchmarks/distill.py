@@ -17,29 +17,20 @@ Matched: messages, max tokens, greedy decoding (temperature 0: both clients get 
 without ignore_eos, which adacot's client does not send), unbounded request rate. The server's own
 generated-token counter is read around every run to show both produced the same work. The goal is a
 ratio of sustained requests/s (adacot / vLLM) >= 0.9. Serving helpers are shared with
-benchmarks/grading.py. Prints a markdown table; writes benchmarks/results/distill.json and .md (not
+benchmarks/serving.py. Prints a markdown table; writes benchmarks/results/distill.json and .md (not
 with --quick). Timings are wall-clock on whatever else the machine runs; compare ratios of one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from grading import (
-    adacot_client,
-    bench_serving,
-    build_models,
-    machine,
-    rate,
-)
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "distill.json"
+from bench_support import ROOT, header, machine, write_results
+from serving import adacot_client, bench_serving, build_models, rate
 
 
 def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
@@ -88,18 +79,11 @@ def main() -> None:
         root = Path(tmp)
         model, _ = build_models(args.data, root)
         result = bench_serving(model, args.data, root, args, client=teacher_client)
-    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-    header = (
-        f"machine: {info['cpu']}, {info['cpus']} CPUs, Python {info['python']}, "
-        f"load average {info['load_before']:.2f} at start\n\nversions: {versions}"
-    )
     text = table(result, args)
-    print(header + "\n\n" + text)
+    print(header(info) + "\n\n" + text)
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: getattr(args, k) for k in ("questions", "max_tokens", "concurrency", "repeats")}
-        RESULTS.write_text(json.dumps({"machine": info, "settings": settings, **result}, indent=2) + "\n")
-        RESULTS.with_suffix(".md").write_text(header + "\n\n" + text + "\n")
+        write_results("distill", info, text, {"settings": settings, **result})
 
 
 if __name__ == "__main__":  # vLLM may spawn processes that re-import this file

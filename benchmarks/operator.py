@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "operator")]
 
 from adacot_operator.names import child_name  # noqa: E402
-from grading import free_port, machine  # noqa: E402
+from bench_support import free_port, machine  # noqa: E402
 from k8s_objects import sample  # noqa: E402
 from kube.fixtures import TOKEN, make_kubectl, start_emulator, stop  # noqa: E402
 from sft import _version  # noqa: E402

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from adacot_operator.summary import summary_fields
 from sft_helpers import math500_rows, sft_examples, sft_job, write_dataset
 from shared_data import needs_shared_data
 
@@ -24,12 +25,12 @@ from adacot.api.sft_job import SFTJob
 from adacot.artifacts.rows import GradedQuestion
 from adacot.artifacts.store import is_complete, read_records, verify_artifact
 from adacot.artifacts.summary import read_summary
-from adacot_operator.summary import summary_fields
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_shared_data]
 
-TRAINING = {"learningRate": 3e-3, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1, "maxSeqLength": 512,
-            "warmupRatio": 0.0, "loggingSteps": 1, "epochs": 1, "saveSteps": 100}  # fmt: skip
+TRAINING = {"learningRate": 3e-3, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
+            "maxSeqLength": 512, "warmupRatio": 0.0, "loggingSteps": 1, "epochs": 1,
+            "saveSteps": 100}  # fmt: skip
 QUESTIONS = 4
 
 

@@ -18,7 +18,7 @@ PAD = 0
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    # The script imports its sibling benchmarks/grading.py, as it does when run as a script.
+    # The script imports its sibling benchmarks/bench_support.py, as it does when run as a script.
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
         spec = importlib.util.spec_from_file_location("bench_sft", BENCHMARKS / "sft.py")
