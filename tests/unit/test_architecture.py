@@ -62,3 +62,13 @@ def test_every_named_module_or_function_exists(dotted: str) -> None:
 @pytest.mark.parametrize("path", sorted(set(re.findall(r"`((?:adacot|operator|tests)/[\w/.]+)`", TEXT))))
 def test_every_named_path_exists(path: str) -> None:
     assert (REPO / path).exists(), path
+
+
+def test_every_operator_module_but_the_handlers_is_kept_free_of_kopf() -> None:
+    package = REPO / "operator" / "adacot_operator"
+    modules = {f"adacot_operator.{p.stem}" for p in package.glob("*.py")} | {
+        f"adacot_operator.{p.parent.name}" for p in package.glob("*/__init__.py")
+    }
+    pure = modules - {"adacot_operator.__init__", "adacot_operator.__main__", "adacot_operator.handlers"}
+    listed = contract("Only the operator's handlers import kopf; its builders and status code stay pure")
+    assert sorted(pure) == sorted(listed["source_modules"])  # type: ignore[arg-type]
