@@ -1,35 +1,45 @@
-"""What every stage command shares: picking the resource out of a spec file, and the pod's output dir.
+"""What the commands share on their way from flags or a spec file to a pipeline and back.
 
-Callers: adacot.cli.grade, adacot.cli.distill and adacot.cli.sft (the `stage <kind>` pod entry points
-and the `--spec` forms of the human commands).
+Callers: every command module of adacot.cli. `pick_resource` reads a resource out of a YAML file (the
+`--spec` forms and the `adacot stage <kind>` pod entry points), `validated` / `resource_from_flags` turn
+flags into the same pydantic models (a bad flag is a usage error, exit code 2, before anything loads),
+`run_pipeline` runs a stage's pipeline with its progress bar and status reports and prints the summary
+(the human commands and the stage commands both go through it), `input_errors` turns bad inputs found
+while running into one-line errors with exit code 1. Flags shared by several commands are in
+adacot.cli.options.
+
+Not here: anything kind-specific (which inputs a pipeline takes lives with its command).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import BaseModel, ValidationError
+from tqdm import tqdm
 
-from adacot.api.loader import ResourceError, load_resources
+from adacot.api.loader import ResourceError, format_path, load_resources
 from adacot.api.resource import Resource
+from adacot.artifacts.jsonio import ArtifactError
+from adacot.progress.meter import ProgressCallback, tqdm_callback
+from adacot.progress.publish import reported
 
 OUTPUT_ENV = "ADACOT_OUTPUT_DIR"
 """Where a pod writes its artifact when no --out is given (the operator sets it to the volume path)."""
 
-R = TypeVar("R", bound=Resource[Any, Any])
+INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, ArtifactError)
+"""What a stage raises for a bad input (missing files, malformed rows, mixed models, unreadable
+artifacts); `input_errors` reports them in one line."""
 
-STAGE_SPEC = click.option(
-    "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-    help="The resource YAML (the ConfigMap the operator mounts).",
-)  # fmt: skip
-"""`--spec` of every `adacot stage <kind>` command."""
-STAGE_OUT = click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help=f"Output directory (default ${OUTPUT_ENV}).",
-)  # fmt: skip
-"""`--out` of every `adacot stage <kind>` command; resolve it with `output_dir`."""
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R", bound=Resource[Any, Any])
+Summary = dict[str, Any]
 
 
 def pick_resource(path: Path, kind: type[R], name: str | None) -> R:
@@ -53,3 +63,52 @@ def output_dir(out: Path | None) -> Path:
     if os.environ.get(OUTPUT_ENV):
         return Path(os.environ[OUTPUT_ENV])
     raise click.UsageError(f"give --out DIR (or set ${OUTPUT_ENV})")
+
+
+def validated(model: type[M], data: dict[str, Any], what: str) -> M:
+    """`data` as a `model`; a ValidationError becomes a UsageError ("invalid WHAT: field: problem; ...")
+    naming each field the way the YAML spells it."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{format_path(tuple(e['loc']))}: {e['msg']}" for e in error.errors())
+        raise click.UsageError(f"invalid {what}: {problems}") from None
+
+
+def resource_from_flags(kind: type[R], name: str, spec: dict[str, Any]) -> R:
+    """A `kind` called `name` with `spec` (camelCase, as in YAML), validated like a spec file."""
+    data = {"kind": kind.KIND, "metadata": {"name": name}, "spec": spec}
+    return validated(kind, data, f"{kind.KIND} from the flags")
+
+
+@contextmanager
+def input_errors(*extra: type[Exception]) -> Iterator[None]:
+    """INPUT_ERRORS (and `extra`) raised in the block become one-line errors with exit code 1."""
+    try:
+        yield
+    except (*INPUT_ERRORS, *extra) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def run_pipeline(
+    resource: Resource[Any, Any],
+    out: Path,
+    pipeline: Callable[[ProgressCallback], Summary],
+    *,
+    bar: bool = False,
+    errors: tuple[type[Exception], ...] = (),
+) -> None:
+    """Call `pipeline(progress)` and print its summary as JSON.
+
+    `progress` moves a tqdm bar on stderr when `bar` (never in a pod) and reports to the resource's
+    status when the pod's env asks for it; when the pipeline ends with a complete artifact in `out`, its
+    records and hash go to status.output too (adacot.progress.publish). A pipeline that counts nothing
+    ignores `progress`. Input errors (and `errors`) become one-line errors with exit code 1.
+    """
+    with (
+        tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
+        reported(tqdm_callback(progress_bar), out) as progress,
+        input_errors(*errors),
+    ):
+        summary = pipeline(progress)
+    click.echo(json.dumps(summary, indent=2))

@@ -1,10 +1,16 @@
-"""Entry point of the `adacot` command: registers the command groups."""
+"""Entry point of the `adacot` command: registers one command (or group) per module of adacot.cli.
+
+Each command module imports heavy libraries (torch, vLLM, the pipelines) inside its commands, so
+`adacot --help` stays fast. The list below is the whole command line; nothing registers itself.
+"""
 
 from __future__ import annotations
 
 import click
 
 from adacot import __version__
+from adacot.cli import bank, crds, demo, distill, docs, grade, run, sample, sft, stage, verify
+from adacot.cli import eval as eval_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,25 +19,18 @@ def main() -> None:
     """adacot: model-adaptive chain-of-thought distillation."""
 
 
-def _register() -> None:
-    from adacot.cli import crds, demo, distill, docs, grade, sft, verify
-    from adacot.cli import run as run_cli
-
-    for command in (
-        crds.crds,
-        docs.docs,
-        verify.verify,
-        grade.grade,
-        grade.bank,
-        grade.stage,
-        distill.sample_command,
-        distill.distill,
-        demo.demo,
-        sft.sft,
-        run_cli.run,
-        run_cli.eval_command,
-    ):
-        main.add_command(command)
-
-
-_register()
+for command in (
+    crds.crds,
+    docs.docs,
+    verify.verify,
+    grade.grade,
+    bank.bank,
+    stage.stage,
+    sample.sample_command,
+    distill.distill,
+    demo.demo,
+    sft.sft,
+    run.run,
+    eval_cli.eval_command,
+):
+    main.add_command(command)
