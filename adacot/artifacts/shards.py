@@ -81,6 +81,11 @@ class ShardSpec:
         return f"{self.index:05d}-of-{self.count:05d}"
 
 
+def done_marker(directory: str | Path, shard: ShardSpec) -> Path:
+    """Where `AppendLog.mark_done` records that `shard` has logged all its keys."""
+    return Path(directory) / f"log-{shard.label}.done"
+
+
 def default_key(record: BaseModel) -> str:
     """The record's own `key` property (every type in rows.py has one)."""
     key = getattr(record, "key", None)
@@ -139,7 +144,7 @@ class AppendLog(Generic[T]):
         self.key: KeyFn[T] = key or default_key
         self.fsync = fsync
         self.path = self.directory / f"log-{shard.label}.jsonl"
-        self.done_path = self.directory / f"log-{shard.label}.done"
+        self.done_path = done_marker(self.directory, shard)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path.touch(exist_ok=True)
         entries, good_bytes = _scan_log(self.path, record_type, self.key)

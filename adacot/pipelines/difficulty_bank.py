@@ -27,13 +27,13 @@ from adacot.artifacts.datasets import read_rows
 from adacot.artifacts.jsonio import iter_records
 from adacot.artifacts.manifest import Manifest, atomic_write_bytes, read_manifest
 from adacot.artifacts.rows import BankEntry, GradedQuestion, question_id
-from adacot.artifacts.store import ArtifactDir, artifact_files, is_complete, read_records
+from adacot.artifacts.store import ArtifactDir, is_complete, read_records
+from adacot.artifacts.summary import read_summary, write_summary
 from adacot.pipelines.termination import write_termination_message
 from adacot.plots.histogram import write_level_histogram
 from adacot.stages.bank import BankResult, Duplicate, SourceRows, build_bank
 from adacot.stages.decontaminate import BenchmarkIndex, BenchmarkItem, Contamination
 
-SUMMARY_NAME = "summary.json"
 RECORDS_PER_FILE = 10_000
 
 
@@ -104,9 +104,7 @@ def run_difficulty_bank(
     """Build the bank (see the module docstring); returns its summary (also for a complete artifact)."""
     artifact = ArtifactDir(out_dir)
     if artifact.complete:
-        artifact_files(artifact.root)
-        summary: dict[str, Any] = json.loads((artifact.root / SUMMARY_NAME).read_text())
-        return summary
+        return read_summary(artifact.root)
     spec = resource.spec
     sources = [read_source(p) for p in resolve_sources(spec, runs or {}, base_dir)]
     index = None
@@ -163,7 +161,7 @@ def _write_reports(root: Path, resource: DifficultyBank, result: BankResult, sum
     title = f"{resource.metadata.name}: {len(result.entries)} questions for {result.model}"
     write_level_histogram(result.level_counts, root / "histogram.png", title=title)
     atomic_write_bytes(root / "SUMMARY.md", bank_markdown(summary).encode())
-    atomic_write_bytes(root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
+    write_summary(root, summary)
 
 
 def bank_markdown(summary: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ Layout under the output directory (besides the artifact contract of adacot.artif
     sample.jsonl, sample.json      the plan (BankEntry rows; report)
     removed/contaminated.jsonl     sampled questions dropped by decontamination, with the match
     records/_work/log-<i>-of-<N>   shard i's DistilledQuestion records, one line per question, flushed
+    records/_work/stats-<i>-of-<N> shard i's counters and teacher usage, summed over its runs
     records/                       merged DistilledQuestion records (every sample, outcome, verdict)
     traces/                        kept CotTrace rows
     data/part-*.jsonl              the SFT dataset: SftExample rows (TRL conversational messages)
@@ -23,9 +24,12 @@ Layout under the output directory (besides the artifact contract of adacot.artif
 
 A shard distils its questions in chunks of twice the endpoint's concurrency and appends each chunk's
 records as it finishes (a SIGKILL loses the chunk in flight; the rerun redoes it, never duplicates it).
-The process that finds every shard done merges under a file lock; every merge step skips what an
-interrupted merge already finished. Generator usage (requests, retries, tokens) is summed per shard
-over its runs and totalled in the manifest.
+The process that finds every shard done merges under the merge lock; every merge step skips what an
+interrupted merge already finished, and the shard logs stay until the whole job is complete (records/ is
+finalized with them kept), so a merge killed half-way resumes without asking the teacher again.
+Generator usage (requests, retries, tokens) is summed per shard over its runs and totalled in the
+manifest. The shard / resume / lock / finalize steps are adacot.pipelines.sharded's; this module supplies
+the plan, the engines of a chunk (`_distiller`) and the merge content (`_merged`).
 
 Limits: the merge lock is `fcntl.flock` (local disks, NFSv4); the bank is read whole into memory.
 """
@@ -33,10 +37,10 @@ Limits: the merge lock is `fcntl.flock` (local disks, NFSv4); the bank is read w
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,19 +51,23 @@ from adacot.api.distillation_job import DistillationJob, DistillationJobSpec
 from adacot.artifacts.jsonio import iter_jsonl
 from adacot.artifacts.manifest import Manifest, atomic_write_bytes, read_manifest
 from adacot.artifacts.rows import BankEntry, CotTrace, DistilledQuestion, SftExample
-from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
-from adacot.artifacts.store import ArtifactDir, artifact_files, read_records
+from adacot.artifacts.shards import ShardSpec, merge_logs
+from adacot.artifacts.store import ArtifactDir, read_records
+from adacot.artifacts.summary import read_json, read_summary, write_json
 from adacot.backends.base import Generator
+from adacot.pipelines import sharded
 from adacot.pipelines.distillation_exports import summarise, write_exports
-from adacot.pipelines.termination import write_termination_message
-from adacot.progress.meter import ProgressCallback, ProgressMeter
+from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
+from adacot.progress.meter import ProgressCallback
 from adacot.stages.decontaminate import BenchmarkIndex
 from adacot.stages.distill import DistillStats, Verifiers, decontaminate, distill_chunk
 
-SUMMARY_NAME = "summary.json"
 SAMPLE_ROWS, SAMPLE_REPORT = "sample.jsonl", "sample.json"
 RECORDS_DIR, TRACES_DIR = "records", "traces"
 RECORDS_PER_FILE = 2_000
+#: The termination message: the figures the operator copies into status.
+SHORT_KEYS = ("kind", "name", "sampled", "kept", "acceptance_rate", "target_distribution",
+              "achieved_distribution", "shortfall", "contaminated")  # fmt: skip
 GeneratorFactory = Callable[[], Generator]
 T = TypeVar("T", bound=BaseModel)
 
@@ -82,17 +90,40 @@ def run_distillation_job(
     `complete: false` and the shards still missing.
     """
     shard = shard or ShardSpec(0, 1)
-    artifact = ArtifactDir(out_dir)
-    if artifact.complete:
-        return read_summary(artifact.root)
-    artifact.prepare()
-    plan = load_or_draw(resource.spec, artifact.root, Path(bank_dir), eval_dir, base_dir)
-    mine = [e for e in plan if shard.owns(e.question.id)]
-    _distil_shard(resource.spec, artifact.root, shard, mine, progress, generator)
-    waiting = _missing_shards(artifact.root, shard.count)
-    if waiting:
-        return {"complete": False, "shard": shard.label, "questions": len(mine), "waiting_for": waiting}
-    return merge_distillation_job(resource, artifact.root, shard.count)
+    load = partial(_inputs, resource.spec, Path(bank_dir), eval_dir, base_dir, generator)
+    content = partial(_merged, resource, shard.count)
+    return sharded.run_shard(_stage(resource, out_dir), shard, load, content, progress)
+
+
+def merge_distillation_job(resource: DistillationJob, out_dir: str | Path, count: int) -> dict[str, Any]:
+    """Merge the shards and write every output, once all `count` shards are done (idempotent)."""
+    return sharded.merge(_stage(resource, out_dir), count, partial(_merged, resource, count))
+
+
+def _stage(resource: DistillationJob, out_dir: str | Path) -> ShardedStage[BankEntry, DistilledQuestion]:
+    endpoint = resource.spec.teacher.endpoint
+    records = ArtifactDir(Path(out_dir) / RECORDS_DIR)
+    return ShardedStage(
+        root=Path(out_dir),
+        log_dir=records.work_dir,
+        record_type=DistilledQuestion,
+        key=lambda entry: entry.question.id,
+        chunk_size=2 * (endpoint.concurrency if endpoint is not None else 32),
+        short_keys=SHORT_KEYS,
+    )
+
+
+def _inputs(
+    spec: DistillationJobSpec,
+    bank_dir: Path,
+    eval_dir: str | Path | None,
+    base_dir: str | Path | None,
+    factory: GeneratorFactory | None,
+    artifact: ArtifactDir,
+) -> ShardInputs[BankEntry, DistilledQuestion]:
+    """The plan (drawn once, then reused by every shard and restart); the teacher starts only for work."""
+    plan = load_or_draw(spec, artifact.root, bank_dir, eval_dir, base_dir)
+    return ShardInputs(plan, partial(_distiller, spec, artifact.root, factory))
 
 
 # ------------------------------------------------------------------------------------------ the plan
@@ -118,7 +149,7 @@ def load_or_draw(
     inputs = _sample_inputs(spec, bank_dir)
     report_path = root / SAMPLE_REPORT
     if report_path.is_file():
-        saved = json.loads(report_path.read_text())
+        saved = read_json(report_path)
         if saved.get("inputs") != inputs:
             raise ValueError(
                 f"{root}: the saved sample was drawn from another bank or spec (distribution, size, seed, "
@@ -143,7 +174,7 @@ def load_or_draw(
     _jsonl(root / "removed" / "contaminated.jsonl", [asdict(r) for r in removed])
     atomic_write_bytes(root / SAMPLE_ROWS, b"".join(e.model_dump_json().encode() + b"\n" for e in clean))
     report = {"inputs": inputs, "sampler": drawn.report(), "contaminated": len(removed)}
-    atomic_write_bytes(report_path, (json.dumps(report, indent=2) + "\n").encode())  # written last
+    write_json(report_path, report)  # written last
     return clean
 
 
@@ -153,9 +184,7 @@ def _eval_summary(spec: DistillationJobSpec, eval_dir: str | Path | None) -> dic
     if eval_dir is None:
         name = spec.distribution.from_grading_run.name
         raise ValueError(f"distribution.fromGradingRun {name!r}: give the GradingRun's output directory")
-    from adacot.pipelines.grading_run import read_summary as grading_summary
-
-    return grading_summary(eval_dir)
+    return read_summary(eval_dir)
 
 
 def _benchmark_index(spec: DistillationJobSpec, base_dir: str | Path | None) -> BenchmarkIndex | None:
@@ -175,60 +204,21 @@ def _jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------------ one shard
 
 
-def _log_dir(root: Path) -> Path:
-    return ArtifactDir(root / RECORDS_DIR).work_dir
-
-
-def _stats_path(root: Path, shard: ShardSpec) -> Path:
-    return _log_dir(root) / f"stats-{shard.label}.json"
-
-
-def _chunk_size(spec: DistillationJobSpec) -> int:
-    endpoint = spec.teacher.endpoint
-    return 2 * (endpoint.concurrency if endpoint is not None else 32)
-
-
-def _distil_shard(
-    spec: DistillationJobSpec,
-    root: Path,
-    shard: ShardSpec,
-    mine: list[BankEntry],
-    progress: ProgressCallback | None,
-    factory: GeneratorFactory | None,
-) -> None:
-    with AppendLog(_log_dir(root), shard, DistilledQuestion) as log:
-        todo = [e for e in mine if e.question.id not in log]
-        meter = ProgressMeter(len(mine), progress, done=len(mine) - len(todo))
-        if todo:
-            with teacher(spec, root, factory) as generator:
-                _distil_todo(spec, root, shard, log, todo, meter, generator)
-        if not log.is_done:
-            log.mark_done()
-
-
-def _distil_todo(
-    spec: DistillationJobSpec,
-    root: Path,
-    shard: ShardSpec,
-    log: AppendLog[DistilledQuestion],
-    todo: list[BankEntry],
-    meter: ProgressMeter,
-    generator: Generator,
-) -> None:
-    stats_path = _stats_path(root, shard)
-    previous = json.loads(stats_path.read_bytes()) if stats_path.is_file() else {}
-    stats, verifiers = DistillStats(), Verifiers(spec.verification)
-    try:
-        size = _chunk_size(spec)
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            for record in distill_chunk(chunk, spec.teacher, spec.filter, generator, verifiers, stats):
-                log.append(record)
-            current = {"distill": stats.as_dict(), "usage": asdict(generator.usage)}
-            atomic_write_bytes(stats_path, json.dumps(add_counters(previous, current)).encode())
-            meter.advance(len(chunk))
-    finally:
-        verifiers.close()
+@contextlib.contextmanager
+def _distiller(
+    spec: DistillationJobSpec, root: Path, factory: GeneratorFactory | None
+) -> Iterator[ChunkWorker[BankEntry, DistilledQuestion]]:
+    """The engines of one shard run: the teacher and the verifiers; the counters are DistillStats and
+    the teacher's usage."""
+    with teacher(spec, root, factory) as generator:
+        stats, verifiers = DistillStats(), Verifiers(spec.verification)
+        try:
+            yield ChunkWorker(
+                lambda chunk: distill_chunk(chunk, spec.teacher, spec.filter, generator, verifiers, stats),
+                lambda: {"distill": stats.as_dict(), "usage": asdict(generator.usage)},
+            )
+        finally:
+            verifiers.close()
 
 
 @contextlib.contextmanager
@@ -251,35 +241,6 @@ def teacher(spec: DistillationJobSpec, root: Path, factory: GeneratorFactory | N
         yield built
 
 
-def add_counters(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Sum two nested dicts of counters (numbers added, dicts merged recursively)."""
-    out = dict(a)
-    for key, value in b.items():
-        if isinstance(value, dict):
-            out[key] = add_counters(out.get(key, {}), value)
-        elif isinstance(value, (int, float)):
-            out[key] = out.get(key, 0) + value
-    return out
-
-
-def _missing_shards(root: Path, count: int) -> list[str]:
-    labels = [ShardSpec(i, count).label for i in range(count)]
-    return [label for label in labels if not (_log_dir(root) / f"log-{label}.done").is_file()]
-
-
-# ------------------------------------------------------------------------------------------ merge
-
-
-@contextlib.contextmanager
-def _merge_lock(root: Path) -> Iterator[None]:
-    with (root / ".merge.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _write_parts(artifact: ArtifactDir, rows: Iterator[T], record_type: type[T]) -> None:
     """Shards of RECORDS_PER_FILE rows; each chunk is consumed even when its shard is already written,
     so a resumed merge stays aligned."""
@@ -289,18 +250,13 @@ def _write_parts(artifact: ArtifactDir, rows: Iterator[T], record_type: type[T])
         number += 1
 
 
-def _merge_records(resource: DistillationJob, root: Path, count: int) -> None:
+def _merge_records(resource: DistillationJob, root: Path, count: int, counters: dict[str, Any]) -> None:
     records = ArtifactDir(root / RECORDS_DIR)
     if records.complete:
         return
     merge_logs(records, DistilledQuestion, count, records_per_file=RECORDS_PER_FILE)
-    usage: dict[str, Any] = {}
-    for index in range(count):
-        path = _stats_path(root, ShardSpec(index, count))
-        if path.is_file():
-            usage = add_counters(usage, json.loads(path.read_bytes()))
-    name = resource.metadata.name
-    records.finalize(Manifest(kind="DistilledQuestions", name=name, metrics=usage))
+    manifest = Manifest(kind="DistilledQuestions", name=resource.metadata.name, metrics=counters)
+    records.finalize(manifest, keep_work=True)  # the shard logs go once the whole job is complete
 
 
 def _kept_traces(root: Path) -> Iterator[CotTrace]:
@@ -320,42 +276,19 @@ def _write_dataset(resource: DistillationJob, root: Path) -> None:
     write_exports(root, resource.metadata.name, resource.spec.exports)
 
 
-def merge_distillation_job(resource: DistillationJob, out_dir: str | Path, count: int) -> dict[str, Any]:
-    """Merge the shards and write every output, once all `count` shards are done (idempotent)."""
-    artifact = ArtifactDir(out_dir)
-    with _merge_lock(artifact.root):
-        if artifact.complete:  # another shard's process merged while we waited for the lock
-            return read_summary(artifact.root)
-        missing = _missing_shards(artifact.root, count)
-        if missing:
-            raise ValueError(f"{artifact.root}: cannot merge, shards not done: {', '.join(missing)}")
-        _merge_records(resource, artifact.root, count)
-        _write_dataset(resource, artifact.root)
-        summary = summarise(resource, artifact.root)
-        atomic_write_bytes(artifact.root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
-        artifact.finalize(
-            Manifest(
-                kind=resource.KIND,
-                name=resource.metadata.name,
-                record_type=SftExample.__name__,
-                spec=resource.spec.model_dump(mode="json", by_alias=True),
-                seed=resource.spec.seed,
-                metrics=summary,
-            )
-        )
-    write_termination_message(_short(summary))
-    return summary
-
-
-def _short(summary: dict[str, Any]) -> dict[str, Any]:
-    """The termination message: the figures the operator copies into status."""
-    keys = ("kind", "name", "sampled", "kept", "acceptance_rate", "target_distribution",
-            "achieved_distribution", "shortfall", "contaminated")  # fmt: skip
-    return {k: summary[k] for k in keys if k in summary}
-
-
-def read_summary(out_dir: str | Path) -> dict[str, Any]:
-    """The summary.json of a complete distillation artifact."""
-    artifact_files(out_dir)  # raises a clear error when the artifact is not complete
-    summary: dict[str, Any] = json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
-    return summary
+def _merged(
+    resource: DistillationJob, count: int, artifact: ArtifactDir, counters: dict[str, Any]
+) -> tuple[dict[str, Any], Manifest]:
+    """records/, traces/, the dataset and its exports (each step skips what is done); summary, manifest."""
+    _merge_records(resource, artifact.root, count, counters)
+    _write_dataset(resource, artifact.root)
+    summary = summarise(resource, artifact.root)
+    manifest = Manifest(
+        kind=resource.KIND,
+        name=resource.metadata.name,
+        record_type=SftExample.__name__,
+        spec=resource.spec.model_dump(mode="json", by_alias=True),
+        seed=resource.spec.seed,
+        metrics=summary,
+    )
+    return summary, manifest

@@ -20,7 +20,6 @@ are evaluated one after the other, each with its own engine.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,11 +32,12 @@ from adacot.api.sft_job import EvalSet, EvaluationSpec
 from adacot.artifacts.manifest import atomic_write_bytes
 from adacot.artifacts.rows import GradedQuestion
 from adacot.artifacts.store import read_records
+from adacot.artifacts.summary import write_summary
 from adacot.pipelines.grading_run import GeneratorFactory, run_grading_run
 from adacot.progress.meter import ProgressCallback
 from adacot.stages import evaluate
 
-SUMMARY_NAME, MARKDOWN_NAME, GRADING_DIR = "summary.json", "EVAL.md", "grading"
+MARKDOWN_NAME, GRADING_DIR = "EVAL.md", "grading"
 ProgressFactory = Callable[[str], ProgressCallback | None]
 
 
@@ -127,6 +127,6 @@ def run_evaluation(
             results["model"]["benchmarks"], results["base"]["benchmarks"]
         )
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
+    write_summary(root, summary)
     atomic_write_bytes(root / MARKDOWN_NAME, evaluate.markdown(summary).encode())
     return summary

@@ -12,9 +12,11 @@ Layout under the output directory (besides the artifact contract of adacot.artif
 A shard takes the questions whose stable id hashes to it, skips those already in its phase-1 log,
 grades the rest in chunks of `inference.batchSize` and appends each chunk's records as it finishes (a
 SIGKILL loses at most the chunk in flight; the rerun redoes it, never duplicates it). The process that
-finds every shard done takes a file lock and merges: phase 2 assigns levels over all scores (needed for
-quantiles, see adacot.stages.grade), `merge_logs` writes data/ sorted by id, then MANIFEST.json,
-_SUCCESS, summary.json and the termination message. Rerunning a complete artifact returns its summary.
+finds every shard done takes the merge lock and merges: phase 2 assigns levels over all scores (needed
+for quantiles, see adacot.stages.grade), `merge_logs` writes data/ sorted by id, then summary.json,
+MANIFEST.json, _SUCCESS and the termination message. Rerunning a complete artifact returns its summary.
+The shard / resume / lock / finalize steps are adacot.pipelines.sharded's; this module supplies the
+inputs, the engines of a chunk (`_grader`) and the merge content (`_merged`).
 
 Limits: the merge lock is `fcntl.flock`, which local disks and NFSv4 PVCs honour; the question pool is
 loaded whole into memory by every shard (ids and texts, not responses).
@@ -22,25 +24,25 @@ loaded whole into memory by every shard (ids and texts, not responses).
 
 from __future__ import annotations
 
-import fcntl
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from adacot.api.grading_run import GradingRun, GradingRunSpec, ResponsesSpec
 from adacot.artifacts.datasets import load_questions, read_rows
-from adacot.artifacts.jsonio import ArtifactError, iter_records
-from adacot.artifacts.manifest import Manifest, atomic_write_bytes
+from adacot.artifacts.jsonio import iter_records
+from adacot.artifacts.manifest import Manifest
 from adacot.artifacts.rows import GradedQuestion, Question
 from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
-from adacot.artifacts.store import ArtifactDir, artifact_files
+from adacot.artifacts.store import ArtifactDir
 from adacot.backends.base import Generator, StepScorer
-from adacot.pipelines.termination import write_termination_message
-from adacot.progress.meter import ProgressCallback, ProgressMeter
+from adacot.pipelines import sharded
+from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
+from adacot.progress.meter import ProgressCallback
 from adacot.stages import levels
 from adacot.stages.grade import (
     PENDING_LEVEL,
@@ -51,8 +53,9 @@ from adacot.stages.grade import (
 )
 from adacot.verify.factory import make_verifier
 
-SUMMARY_NAME = "summary.json"
 PHASE1_DIR = "graded"
+#: The termination message: the figures the operator copies into status.
+SHORT_KEYS = ("kind", "name", "questions", "accuracy", "level_counts", "distribution", "unverifiable")
 GeneratorFactory = Callable[[], Generator]
 ScorerFactory = Callable[[], StepScorer]
 
@@ -73,22 +76,42 @@ def run_grading_run(
     are called only when there is work. Returns the run's summary when the artifact is complete, else a
     shard summary with `complete: false` and the shards still missing.
     """
-    spec = resource.spec
     shard = shard or ShardSpec(0, 1)
+    load = partial(_inputs, resource.spec, base_dir, generator, scorer)
+    content = partial(_merged, resource, shard.count)
+    return sharded.run_shard(_stage(resource, out_dir), shard, load, content, progress)
+
+
+def merge_grading_run(resource: GradingRun, out_dir: str | Path, count: int) -> dict[str, Any]:
+    """Phase 2 and the final artifact, once all `count` shards are done (idempotent, resumable)."""
+    return sharded.merge(_stage(resource, out_dir), count, partial(_merged, resource, count))
+
+
+def _stage(resource: GradingRun, out_dir: str | Path) -> ShardedStage[Question, GradedQuestion]:
     artifact = ArtifactDir(out_dir)
-    if artifact.complete:
-        return read_summary(artifact.root)
-    artifact.prepare()
+    return ShardedStage(
+        root=artifact.root,
+        log_dir=artifact.work_dir / PHASE1_DIR,
+        record_type=GradedQuestion,
+        key=lambda question: question.id,
+        chunk_size=resource.spec.inference.batch_size,
+        short_keys=SHORT_KEYS,
+    )
+
+
+def _inputs(
+    spec: GradingRunSpec,
+    base_dir: str | Path | None,
+    generator: GeneratorFactory | None,
+    scorer: ScorerFactory | None,
+    artifact: ArtifactDir,
+) -> ShardInputs[Question, GradedQuestion]:
+    """The questions (and pre-generated responses, checked against them), before any engine starts."""
     questions = _load(spec, artifact, base_dir)
-    mine = [q for q in questions if shard.owns(q.id)]
     responses = load_responses(spec.responses, base_dir) if spec.responses else None
     if responses is not None:
         _check_responses(responses, questions, spec.responses)
-    _grade_shard(spec, artifact, shard, mine, responses, progress, generator, scorer)
-    waiting = _missing_shards(artifact, shard.count)
-    if waiting:
-        return {"complete": False, "shard": shard.label, "questions": len(mine), "waiting_for": waiting}
-    return merge_grading_run(resource, artifact.root, shard.count)
+    return ShardInputs(questions, partial(_grader, spec, responses, generator, scorer))
 
 
 def _load(spec: GradingRunSpec, artifact: ArtifactDir, base_dir: str | Path | None) -> list[Question]:
@@ -136,74 +159,30 @@ def _check_responses(
 # ------------------------------------------------------------------------------------ phase 1
 
 
-def _stats_path(artifact: ArtifactDir, shard: ShardSpec) -> Path:
-    return artifact.work_dir / PHASE1_DIR / f"stats-{shard.label}.json"
-
-
-def _save_stats(path: Path, previous: dict[str, Any], stats: GradeStats, usage: dict[str, Any]) -> None:
-    current = _add(previous, {"grading": stats.as_dict(), "usage": usage})
-    atomic_write_bytes(path, json.dumps(current, sort_keys=True).encode())
-
-
-def _add(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Sum two nested dicts of counters."""
-    out = dict(a)
-    for key, value in b.items():
-        if isinstance(value, dict):
-            out[key] = _add(out.get(key, {}), value)
-        elif isinstance(value, (int, float)):
-            out[key] = out.get(key, 0) + value
-    return out
-
-
-def _grade_shard(
+@contextmanager
+def _grader(
     spec: GradingRunSpec,
-    artifact: ArtifactDir,
-    shard: ShardSpec,
-    mine: list[Question],
     responses: dict[str, list[str]] | None,
-    progress: ProgressCallback | None,
     generator_factory: GeneratorFactory | None,
     scorer_factory: ScorerFactory | None,
-) -> None:
-    with AppendLog(artifact.work_dir / PHASE1_DIR, shard, GradedQuestion) as log:
-        todo = [q for q in mine if q.id not in log]
-        meter = ProgressMeter(len(mine), progress, done=len(mine) - len(todo))
-        if todo:
-            _grade_todo(spec, artifact, shard, log, todo, responses, meter, generator_factory, scorer_factory)
-        if not log.is_done:
-            log.mark_done()
-
-
-def _grade_todo(
-    spec: GradingRunSpec,
-    artifact: ArtifactDir,
-    shard: ShardSpec,
-    log: AppendLog[GradedQuestion],
-    todo: list[Question],
-    responses: dict[str, list[str]] | None,
-    meter: ProgressMeter,
-    generator_factory: GeneratorFactory | None,
-    scorer_factory: ScorerFactory | None,
-) -> None:
-    stats_path = _stats_path(artifact, shard)
-    previous = json.loads(stats_path.read_bytes()) if stats_path.is_file() else {}
+) -> Iterator[ChunkWorker[Question, GradedQuestion]]:
+    """The engines of one shard run: the generator (none with pre-generated responses), the PRM (built
+    on first use) and the verifier; the counters are GradeStats and the generator's usage."""
     stats = GradeStats()
     generator = None if responses is not None else (generator_factory or _default_generator(spec))()
     scorer = _LazyScorer(scorer_factory or _default_scorer(spec))
     verifier = make_verifier(spec.questions.task, spec.verification)
+
+    def process(chunk: list[Question]) -> list[GradedQuestion]:
+        return grade_chunk(
+            chunk, spec, verifier, generator=generator, responses=responses, scorer=scorer, stats=stats
+        )
+
+    def counters() -> dict[str, Any]:
+        return {"grading": stats.as_dict(), "usage": asdict(generator.usage) if generator is not None else {}}
+
     try:
-        size = spec.inference.batch_size
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            records = grade_chunk(
-                chunk, spec, verifier, generator=generator, responses=responses, scorer=scorer, stats=stats
-            )
-            for record in records:
-                log.append(record)
-            usage = asdict(generator.usage) if generator is not None else {}
-            _save_stats(stats_path, previous, stats, usage)
-            meter.advance(len(chunk))
+        yield ChunkWorker(process, counters)
     finally:
         verifier.close()
         scorer.close()
@@ -250,65 +229,42 @@ def _default_scorer(spec: GradingRunSpec) -> ScorerFactory:
     return build
 
 
-def _missing_shards(artifact: ArtifactDir, count: int) -> list[str]:
-    phase1 = artifact.work_dir / PHASE1_DIR
-    labels = [ShardSpec(i, count).label for i in range(count)]
-    return [label for label in labels if not (phase1 / f"log-{label}.done").is_file()]
-
-
 # ------------------------------------------------------------------------------------ merge
 
 
-@contextmanager
-def _merge_lock(artifact: ArtifactDir) -> Iterator[None]:
-    artifact.work_dir.mkdir(parents=True, exist_ok=True)
-    with (artifact.work_dir / "merge.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _merged(
+    resource: GradingRun, count: int, artifact: ArtifactDir, counters: dict[str, Any]
+) -> tuple[dict[str, Any], Manifest]:
+    """Phase 2 (levels over every shard's scores), data/ sorted by id; the summary and the manifest."""
+    _assign_levels(resource, artifact, count)
+    merge_logs(artifact, GradedQuestion, count)
+    metrics = _metrics(artifact, counters)
+    manifest = Manifest(
+        kind=resource.KIND,
+        name=resource.metadata.name,
+        spec=resource.spec.model_dump(mode="json", by_alias=True),
+        seed=resource.spec.sampling.seed,
+        metrics=metrics,
+    )
+    return _summary(resource, metrics), manifest
 
 
-def merge_grading_run(resource: GradingRun, out_dir: str | Path, count: int) -> dict[str, Any]:
-    """Phase 2 and the final artifact, once all `count` shards are done (idempotent, resumable)."""
-    artifact = ArtifactDir(out_dir)
-    with _merge_lock(artifact):
-        if artifact.complete:  # another shard's process merged while we waited for the lock
-            return read_summary(artifact.root)
-        missing = _missing_shards(artifact, count)
-        if missing:
-            raise ArtifactError(f"{artifact.root}: cannot merge, shards not done: {', '.join(missing)}")
-        phase1 = [
-            AppendLog(artifact.work_dir / PHASE1_DIR, ShardSpec(i, count), GradedQuestion)
-            for i in range(count)
-        ]
-        pending = ((r.key, r.score) for log in phase1 for r in log.records() if r.reason == PENDING_LEVEL)
-        table = level_table(((k, s) for k, s in pending if s is not None), resource.spec.grader.levels)
-        for index, source in enumerate(phase1):
-            with source, AppendLog(artifact.work_dir, ShardSpec(index, count), GradedQuestion) as levelled:
-                if not levelled.is_done:
-                    for record in source.records():
-                        levelled.append(assign_level(record, table))
-                    levelled.mark_done()
-        merge_logs(artifact, GradedQuestion, count)
-        metrics = _metrics(artifact, count)
-        summary = _summary(resource, metrics)
-        atomic_write_bytes(artifact.root / SUMMARY_NAME, (json.dumps(summary, indent=2) + "\n").encode())
-        artifact.finalize(
-            Manifest(
-                kind=resource.KIND,
-                name=resource.metadata.name,
-                spec=resource.spec.model_dump(mode="json", by_alias=True),
-                seed=resource.spec.sampling.seed,
-                metrics=metrics,
-            )
-        )
-    write_termination_message(_short(summary))
-    return summary
+def _assign_levels(resource: GradingRun, artifact: ArtifactDir, count: int) -> None:
+    """Each phase-1 log copied to `_work/log-*` with levels (resumable: a finished copy is kept)."""
+    phase1 = [
+        AppendLog(artifact.work_dir / PHASE1_DIR, ShardSpec(i, count), GradedQuestion) for i in range(count)
+    ]
+    pending = ((r.key, r.score) for log in phase1 for r in log.records() if r.reason == PENDING_LEVEL)
+    table = level_table(((k, s) for k, s in pending if s is not None), resource.spec.grader.levels)
+    for index, source in enumerate(phase1):
+        with source, AppendLog(artifact.work_dir, ShardSpec(index, count), GradedQuestion) as levelled:
+            if not levelled.is_done:
+                for record in source.records():
+                    levelled.append(assign_level(record, table))
+                levelled.mark_done()
 
 
-def _metrics(artifact: ArtifactDir, count: int) -> dict[str, Any]:
+def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
     """Figures over the merged records plus the shards' counters and usage."""
     level_list: list[int | None] = []
     reasons: Counter[str] = Counter()
@@ -321,11 +277,6 @@ def _metrics(artifact: ArtifactDir, count: int) -> dict[str, Any]:
             for attempt in record.attempts:
                 tokens["prompt"] += attempt.prompt_tokens or 0
                 tokens["completion"] += attempt.completion_tokens or 0
-    counters: dict[str, Any] = {}
-    for index in range(count):
-        path = _stats_path(artifact, ShardSpec(index, count))
-        if path.is_file():
-            counters = _add(counters, json.loads(path.read_bytes()))
     histogram = levels.level_histogram(level_list)
     graded = sum(histogram.values())
     return {
@@ -352,16 +303,3 @@ def _summary(resource: GradingRun, metrics: dict[str, Any]) -> dict[str, Any]:
         **{k: metrics[k] for k in keys},
         "unverifiable_reasons": metrics["unverifiable_reasons"],
     }
-
-
-def _short(summary: dict[str, Any]) -> dict[str, Any]:
-    """The termination message: the figures the operator copies into status."""
-    keys = ("kind", "name", "questions", "accuracy", "level_counts", "distribution", "unverifiable")
-    return {k: summary[k] for k in keys if k in summary}
-
-
-def read_summary(out_dir: str | Path) -> dict[str, Any]:
-    """The summary.json of a complete grading artifact."""
-    artifact_files(out_dir)  # raises a clear error when the artifact is not complete
-    summary: dict[str, Any] = json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
-    return summary

@@ -22,6 +22,8 @@ from distill_helpers import ScriptedTeacher, job, sum_bank, sum_rule, write_bank
 
 from adacot.artifacts import SftExample, ShardSpec, read_manifest, read_records, verify_artifact
 from adacot.artifacts.rows import DistilledQuestion
+from adacot.artifacts.store import is_complete
+from adacot.pipelines import distillation_job
 from adacot.pipelines.distillation_job import run_distillation_job
 
 pytestmark = pytest.mark.integration
@@ -127,3 +129,35 @@ def test_sigkill_then_resume_gives_the_same_dataset(tmp_path: Path) -> None:
     assert summary["kept"] == kept and summary["acceptance_rate"] == 0.5
     assert summary["outcomes"] == {"kept": kept, "wrong:not_equivalent": QUESTIONS - kept}
     assert read_manifest(out).metrics["kept"] == kept
+
+
+def test_a_merge_killed_after_records_resumes_without_the_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """records/ is finalized before the dataset is written; the shard logs stay until the job is
+    complete, so a merge that dies after records/ resumes from them and asks the teacher nothing."""
+    resource = job(**SPEC)
+    bank = write_bank(tmp_path / "bank", sum_bank(QUESTIONS))
+    reference = tmp_path / "reference"
+    run_distillation_job(resource, reference, bank_dir=bank, generator=lambda: ScriptedTeacher(sum_rule))
+
+    def disk_full(*args: object) -> None:
+        raise OSError("no space left on device")
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(distillation_job, "write_exports", disk_full)
+    with pytest.raises(OSError, match="no space"):
+        run_distillation_job(resource, out, bank_dir=bank, generator=lambda: ScriptedTeacher(sum_rule))
+    assert is_complete(out / "records") and not is_complete(out)
+    monkeypatch.undo()
+
+    def no_teacher() -> ScriptedTeacher:
+        raise AssertionError("the teacher was asked again")
+
+    summary = run_distillation_job(resource, out, bank_dir=bank, generator=no_teacher)
+    verify_artifact(out)
+    assert dataset(out) == dataset(reference)
+    for name in ("sharegpt.jsonl", "alpaca.jsonl", "dataset_info.json"):
+        assert (out / "exports" / name).read_bytes() == (reference / "exports" / name).read_bytes()
+    assert summary == json.loads((reference / "summary.json").read_text()) | {"usage": summary["usage"]}
+    assert not (out / "records" / "_work").exists() and not (out / "_work").exists()
