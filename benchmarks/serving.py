@@ -15,13 +15,14 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from bench_support import free_port, timed
+
+from adacot.backends.teacher_server import stop, wait_until_ready
 
 KV_CACHE_BYTES = str(256 << 20)
 ENGINE_FLAGS = [
@@ -50,30 +51,12 @@ def api_server(model: Path, port: int, log_path: Path) -> Any:
         "--max-model-len", str(MAX_MODEL_LEN), *ENGINE_FLAGS,
     ]  # fmt: skip
     with log_path.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", process, log_path)
+        wait_until_ready(process, f"http://127.0.0.1:{port}/v1", 300, log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/v1/models", timeout=2).status_code == 200:
-                return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=1.0)  # polling interval while the engine loads
-    raise RuntimeError(f"server not ready after 300 s:\n{log_path.read_text()[-3000:]}")
+        stop(process)
 
 
 def generated_tokens(base: str) -> float:

@@ -14,16 +14,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from kube.fixtures import kube_api  # noqa: F401 - the Kubernetes API emulator fixture
 from shared_data import SHARED_DATA
 
+from adacot.backends.teacher_server import stop, wait_until_ready
 from adacot.testing.tiny_models import build_tiny_lm
 
 MATH500 = SHARED_DATA / "math500.jsonl"
@@ -70,39 +69,17 @@ def vllm_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "--max-model-len", "1024", "--kv-cache-memory-bytes", KV_CACHE_BYTES,
     ]  # fmt: skip
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ))
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
+        )
     server = VllmServer(url=f"http://127.0.0.1:{port}/v1", model="tiny", log=log)
     try:
-        _wait_until_ready(server, process)
+        wait_until_ready(process, server.url, SERVER_START_TIMEOUT_S, log)  # the product's own health check
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_ready(server: VllmServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"vLLM server exited with {process.returncode}:\n{_tail(server.log)}")
-        try:
-            if httpx.get(f"{server.url}/models", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        # Polling interval while the engine loads; readiness is decided by /v1/models, not by time.
-        process_wait(process, 1.0)
-    pytest.fail(f"vLLM server not ready after {SERVER_START_TIMEOUT_S}s:\n{_tail(server.log)}")
+        stop(process)
 
 
 def process_wait(process: subprocess.Popen[bytes], seconds: float) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=seconds)
-
-
-def _tail(log: Path, lines: int = 60) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
