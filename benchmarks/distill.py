@@ -35,7 +35,7 @@ from serving import adacot_client, bench_serving, build_models, rate
 
 def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
     """The distillation stage's request path: teacher prompts and seeds, sent by OpenAIGenerator."""
-    from adacot.api.common import PromptSpec
+    from adacot.api.generation import PromptSpec
     from adacot.stages.distill import teacher_prompt
     from adacot.stages.prompts import derive_seed, user_text
 

@@ -70,7 +70,7 @@ def adacot_client(
     base: str, questions: list[Any], args: argparse.Namespace, prompts: list[Any] | None = None
 ) -> dict[str, float]:
     """OpenAIGenerator over `prompts` (default: the grading stage's prompts for `questions`)."""
-    from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
+    from adacot.api.generation import Endpoint, PromptSpec, SamplingSpec
     from adacot.backends.openai_http import OpenAIGenerator
     from adacot.stages.prompts import build_prompt
 
@@ -116,7 +116,8 @@ def bench_serving(
     """adacot's HTTP client (`client`, default the grading stage's) against vLLM's benchmark client,
     alternating on one server; medians and the ratio of request rates."""
     send = client or adacot_client
-    from adacot.api.common import DatasetSpec, PromptSpec
+    from adacot.api.common import DatasetSpec
+    from adacot.api.generation import PromptSpec
     from adacot.artifacts.datasets import load_questions
     from adacot.stages.prompts import user_text
 

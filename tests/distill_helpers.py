@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from adacot.api.common import SamplingSpec
 from adacot.api.distillation_job import DistillationJob
+from adacot.api.generation import SamplingSpec
 from adacot.artifacts.manifest import Manifest
 from adacot.artifacts.rows import BankEntry, Question
 from adacot.artifacts.store import ArtifactDir

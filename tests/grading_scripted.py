@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from adacot.api.common import SamplingSpec
+from adacot.api.generation import SamplingSpec
 from adacot.backends.base import Completion, Prompt, Sample, StepScores, UsageCounter
 
 

@@ -9,13 +9,13 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
-from adacot.api.common import SCHEDULING_WHILE_SUSPENDED, CommonSpec
 from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.grading_run import GradingRun
 from adacot.api.resource import API_VERSION, GROUP, VERSION, ObjectMeta, Resource
 from adacot.api.rules import IMMUTABLE
 from adacot.api.sft_job import SFTJob
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec
 
 __all__ = [
     "API_VERSION",

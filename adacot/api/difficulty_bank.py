@@ -12,18 +12,11 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from adacot.api.common import (
-    SCHEDULING_WHILE_SUSPENDED,
-    ApiModel,
-    CommonSpec,
-    DecontaminationSpec,
-    LocalObjectReference,
-    ModelSpec,
-    Resources,
-)
+from adacot.api.common import ApiModel, DecontaminationSpec, LocalObjectReference, ModelSpec
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, check_one_of, one_of_rule, validations
 from adacot.api.status import DifficultyBankStatus
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec, Resources
 
 
 class BankSource(ApiModel):

@@ -15,23 +15,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from adacot.api.common import (
-    SCHEDULING_WHILE_SUSPENDED,
-    ApiModel,
-    CommonSpec,
-    DecontaminationSpec,
-    Endpoint,
-    LocalObjectReference,
-    ModelSpec,
-    PromptSpec,
-    Resources,
-    SamplingSpec,
-    VerificationSpec,
-    VllmOptions,
-)
+from adacot.api.common import ApiModel, DecontaminationSpec, LocalObjectReference, ModelSpec
+from adacot.api.generation import Endpoint, PromptSpec, SamplingSpec, VerificationSpec, VllmOptions
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
 from adacot.api.status import DistillationJobStatus
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec, Resources
 
 LEVELS = ("0", "1", "2", "3", "4", "5")
 WEIGHTS_MESSAGE = "distribution.prior.weights must be strictly decreasing (level 1 weighs most)"

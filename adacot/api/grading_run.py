@@ -14,22 +14,13 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from adacot.api.common import SCHEDULING_WHILE_SUSPENDED as _SCHEDULING
-from adacot.api.common import (
-    ApiModel,
-    CommonSpec,
-    DatasetSpec,
-    Endpoint,
-    InferenceSpec,
-    LocalObjectReference,
-    ModelSpec,
-    PromptSpec,
-    SamplingSpec,
-    VerificationSpec,
-)
+from adacot.api.common import ApiModel, DatasetSpec, LocalObjectReference, ModelSpec
+from adacot.api.generation import Endpoint, InferenceSpec, PromptSpec, SamplingSpec, VerificationSpec
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, immutable, is_value, validations
 from adacot.api.status import GradingRunStatus
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED as _SCHEDULING
+from adacot.api.workload import CommonSpec
 
 PRM_SOURCE_MESSAGE = (
     "grader.prm: llmJudge needs endpoint (and no model); other kinds need model (and no endpoint)"

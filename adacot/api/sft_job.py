@@ -13,21 +13,12 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from adacot.api.common import (
-    SCHEDULING_WHILE_SUSPENDED,
-    ApiModel,
-    CommonSpec,
-    DatasetSpec,
-    InferenceSpec,
-    LocalObjectReference,
-    ModelSpec,
-    PromptSpec,
-    SamplingSpec,
-    VerificationSpec,
-)
+from adacot.api.common import ApiModel, DatasetSpec, LocalObjectReference, ModelSpec
+from adacot.api.generation import InferenceSpec, PromptSpec, SamplingSpec, VerificationSpec
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
 from adacot.api.status import SFTJobStatus
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec
 
 
 class SftDataset(ApiModel):

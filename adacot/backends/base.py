@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from adacot.api.common import SamplingSpec
+from adacot.api.generation import SamplingSpec
 
 FinishReason = Literal["stop", "length", "error"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adacot.api.common import InferenceSpec, ModelSpec
+from adacot.api.common import ModelSpec
+from adacot.api.generation import InferenceSpec
 from adacot.backends.base import Generator
 from adacot.backends.models import resolve_model
 

@@ -18,7 +18,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adacot.api.common import ModelSpec, SamplingSpec
+from adacot.api.common import ModelSpec
+from adacot.api.generation import SamplingSpec
 from adacot.backends.base import Completion, Prompt, Sample, UsageCounter
 
 

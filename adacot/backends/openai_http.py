@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from adacot.api.common import Endpoint, SamplingSpec
+from adacot.api.generation import Endpoint, SamplingSpec
 from adacot.backends.base import Completion, FinishReason, Prompt, Sample, UsageCounter
 from adacot.backends.ratelimit import Backoff, RateLimiter, parse_retry_after
 

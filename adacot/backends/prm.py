@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adacot.api.common import Endpoint, ModelSpec, SamplingSpec
+from adacot.api.common import ModelSpec
+from adacot.api.generation import Endpoint, SamplingSpec
 from adacot.api.grading_run import PrmSpec
 from adacot.backends.base import Generator, PrmUsage, StepScorer, StepScores
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from adacot.api.common import SamplingSpec
+from adacot.api.generation import SamplingSpec
 from adacot.backends.base import Generator, PrmUsage, Prompt, StepScores
 
 CHARS_PER_TOKEN = 4

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from adacot.api.common import Endpoint
 from adacot.api.distillation_job import TeacherServer
+from adacot.api.generation import Endpoint
 from adacot.backends.models import resolve_model
 
 DEFAULT_SERVED_NAME = "teacher"

@@ -27,7 +27,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from adacot.api.common import ModelSpec, SamplingSpec, VllmOptions
+from adacot.api.common import ModelSpec
+from adacot.api.generation import SamplingSpec, VllmOptions
 from adacot.backends.base import Completion, Prompt, Sample, UsageCounter
 from adacot.backends.hf import render_prompt, torch_dtype_name
 

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adacot import runner
-from adacot.api.common import Endpoint, ModelSpec, VllmOptions
+from adacot.api.common import ModelSpec
 from adacot.api.distillation_job import DistillationJob, TeacherServer
+from adacot.api.generation import Endpoint, VllmOptions
 from adacot.demo import spec
 from adacot.demo.pretrain import train_model
 from adacot.demo.synthetic import direct_answer, step_answer

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from adacot.api.common import Endpoint
+from adacot.api.generation import Endpoint
 from adacot.demo.pretrain import PretrainPlan
 from adacot.demo.synthetic import sums
 

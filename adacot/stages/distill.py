@@ -30,8 +30,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adacot.api.common import TaskType, VerificationSpec
+from adacot.api.common import TaskType
 from adacot.api.distillation_job import FilterSpec, TeacherSpec
+from adacot.api.generation import VerificationSpec
 from adacot.artifacts.rows import Attempt, BankEntry, CotTrace, DistilledQuestion, Verdict
 from adacot.backends.base import Generator, Sample
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination

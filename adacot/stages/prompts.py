@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from adacot.api.common import PromptSpec, TaskType
+from adacot.api.common import TaskType
+from adacot.api.generation import PromptSpec
 from adacot.artifacts.rows import Question
 from adacot.backends.base import Prompt
 

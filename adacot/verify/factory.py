@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from adacot.api.common import TaskType, VerificationSpec
+from adacot.api.common import TaskType
+from adacot.api.generation import VerificationSpec
 from adacot.artifacts.rows import Verdict
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adacot import __version__
-from adacot.api.common import EnvVar, Scheduling
 from adacot.api.loader import format_path
+from adacot.api.workload import EnvVar, Scheduling
 
 DEFAULT_WORKER_IMAGE = f"ghcr.io/adacot/worker:{__version__}"
 

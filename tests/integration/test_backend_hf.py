@@ -10,7 +10,8 @@ import pytest
 from conftest import math500_problems
 from transformers import AutoTokenizer
 
-from adacot.api.common import InferenceSpec, ModelSpec, SamplingSpec
+from adacot.api.common import ModelSpec
+from adacot.api.generation import InferenceSpec, SamplingSpec
 from adacot.backends.base import Completion, Generator, Prompt
 from adacot.backends.factory import make_generator
 from adacot.backends.hf import HFGenerator

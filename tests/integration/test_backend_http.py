@@ -9,7 +9,8 @@ import pytest
 from conftest import VllmServer, math500_problems
 from transformers import AutoTokenizer
 
-from adacot.api.common import Endpoint, InferenceSpec, ModelSpec, SamplingSpec
+from adacot.api.common import ModelSpec
+from adacot.api.generation import Endpoint, InferenceSpec, SamplingSpec
 from adacot.backends.base import Completion, Prompt
 from adacot.backends.factory import make_generator
 from adacot.backends.openai_http import OpenAIGenerator

@@ -10,7 +10,8 @@ import pytest
 from conftest import KV_CACHE_BYTES, math500_problems
 from transformers import AutoTokenizer
 
-from adacot.api.common import ModelSpec, SamplingSpec, VllmOptions
+from adacot.api.common import ModelSpec
+from adacot.api.generation import SamplingSpec, VllmOptions
 from adacot.backends.base import Completion, Generator, Prompt
 from adacot.backends.vllm import VllmGenerator, parse_extra_args
 

@@ -15,7 +15,7 @@ from conftest import free_port
 from distill_helpers import entry, job, sum_bank, write_bank
 from fault_server import FaultServer
 
-from adacot.api.common import Endpoint, PromptSpec
+from adacot.api.generation import Endpoint, PromptSpec
 from adacot.artifacts import SftExample, read_manifest, read_records, verify_artifact
 from adacot.artifacts.rows import DistilledQuestion
 from adacot.backends.base import Generator

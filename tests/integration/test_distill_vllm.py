@@ -21,8 +21,8 @@ from conftest import KV_CACHE_BYTES, VllmServer, free_port
 from distill_helpers import entry, job, write_bank
 from shared_data import MATH500, needs_shared_data
 
-from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
 from adacot.api.distillation_job import TeacherServer
+from adacot.api.generation import Endpoint, PromptSpec, SamplingSpec
 from adacot.artifacts import SftExample, read_records, verify_artifact
 from adacot.artifacts.rows import BankEntry, DistilledQuestion
 from adacot.backends.openai_http import OpenAIGenerator

@@ -43,7 +43,7 @@ from operator_e2e_helpers import (
 from shared_data import needs_shared_data
 from test_runner import TEACHER_SAMPLING, math500, pool_with_a_solvable_question, question
 
-from adacot.api.common import PromptSpec
+from adacot.api.generation import PromptSpec
 from adacot.artifacts import GradedQuestion, read_records, verify_artifact
 from adacot.pipelines.sft_job import read_summary
 from adacot.stages.prompts import user_text

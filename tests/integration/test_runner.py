@@ -25,7 +25,7 @@ from conftest import KV_CACHE_BYTES, VllmServer, process_wait
 from fault_server import FaultServer
 from shared_data import MATH500, needs_shared_data
 
-from adacot.api.common import Endpoint, PromptSpec, SamplingSpec
+from adacot.api.generation import Endpoint, PromptSpec, SamplingSpec
 from adacot.artifacts import GradedQuestion, SftExample, read_records, verify_artifact
 from adacot.artifacts.rows import Question
 from adacot.backends.openai_http import OpenAIGenerator

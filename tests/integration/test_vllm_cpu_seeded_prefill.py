@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import KV_CACHE_BYTES, math500_problems
 
-from adacot.api.common import ModelSpec, SamplingSpec, VllmOptions
+from adacot.api.common import ModelSpec
+from adacot.api.generation import SamplingSpec, VllmOptions
 from adacot.backends.base import Prompt
 from adacot.backends.vllm import VllmGenerator
 

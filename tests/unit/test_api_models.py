@@ -21,12 +21,13 @@ from adacot.api import (
     dependency_graph,
     references,
 )
-from adacot.api.common import ModelSpec, OutputSpec
+from adacot.api.common import ModelSpec
 from adacot.api.difficulty_bank import DifficultyBankSpec
 from adacot.api.distillation_job import DistributionSpec, PriorSpec, TeacherSpec
 from adacot.api.grading_run import GradingRunSpec, LevelMapping, PrmSpec
 from adacot.api.rules import IMMUTABLE
 from adacot.api.sft_job import DeepSpeedSpec, SftDataset, SFTJobSpec
+from adacot.api.workload import OutputSpec
 
 MODEL = {"path": "/models/student"}
 ENDPOINT = {"url": "http://teacher:8000/v1", "model": "t"}

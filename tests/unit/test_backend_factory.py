@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adacot.api.common import InferenceSpec, ModelSpec, SecretRef
+from adacot.api.common import ModelSpec, SecretRef
+from adacot.api.generation import InferenceSpec
 from adacot.backends.factory import make_generator
 from adacot.backends.models import ModelNotFoundError, hub_token, resolve_model
 

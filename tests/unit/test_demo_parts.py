@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adacot import runner
-from adacot.api.common import Endpoint
+from adacot.api.generation import Endpoint
 from adacot.demo import spec
 from adacot.demo.pipeline import DemoWorkdirError, claim_workdir
 from adacot.demo.report import verdict

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from distill_helpers import ScriptedTeacher, entry, r1, sum_bank, sum_rule
 
-from adacot.api.common import VerificationSpec
 from adacot.api.distillation_job import FilterSpec, TeacherSpec
+from adacot.api.generation import VerificationSpec
 from adacot.backends.base import Sample
 from adacot.stages.decontaminate import BenchmarkIndex, BenchmarkItem
 from adacot.stages.distill import (

@@ -18,8 +18,8 @@ from crd_validation import validate_object
 from pydantic import BaseModel
 
 from adacot.api import RESOURCE_KINDS
-from adacot.api.common import CommonSpec
 from adacot.api.loader import load_resources
+from adacot.api.workload import CommonSpec
 from adacot.cli.run import run as run_command
 from adacot.runner import PlanError, plan
 

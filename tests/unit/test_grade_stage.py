@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from grading_scripted import ScriptedGenerator, ScriptedScorer, table_answers
 
-from adacot.api.common import PromptSpec, TaskType
+from adacot.api.common import TaskType
+from adacot.api.generation import PromptSpec
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
 from adacot.artifacts.rows import GradedQuestion, Question
 from adacot.backends.base import Sample

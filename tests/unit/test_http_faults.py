@@ -11,7 +11,8 @@ import logging
 import pytest
 from fault_server import FaultServer
 
-from adacot.api.common import Endpoint, SamplingSpec, SecretRef
+from adacot.api.common import SecretRef
+from adacot.api.generation import Endpoint, SamplingSpec
 from adacot.backends.base import Completion, Prompt
 from adacot.backends.openai_http import OpenAIGenerator, split_tokens
 from adacot.backends.ratelimit import Backoff

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from adacot.api.common import Endpoint, SamplingSpec
+from adacot.api.generation import Endpoint, SamplingSpec
 from adacot.api.grading_run import PrmSpec
 from adacot.backends.base import Completion, Prompt, Sample, StepScorer, UsageCounter
 from adacot.backends.prm import make_step_scorer

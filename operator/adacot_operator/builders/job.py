@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from adacot.api import AnyResource
-from adacot.api.common import EnvVar, Scheduling, SecretRef
+from adacot.api.common import SecretRef
 from adacot.api.sft_job import SFTJob
+from adacot.api.workload import EnvVar, Scheduling
 from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels, status_path
 from adacot_operator.settings import OperatorSettings
 
