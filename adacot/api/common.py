@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from adacot.api.rules import check_one_of, one_of_rule, validations
+from adacot.api.stage_pod import SECRET_ENV_PREFIX
 
 
 class ApiModel(BaseModel):
@@ -107,7 +108,7 @@ class SecretRef(ApiModel):
     def env_var(self) -> str:
         """The environment variable a pod (or the local runner) gets the secret in:
         ADACOT_SECRET_<NAME>_<KEY>, upper-cased, every non-alphanumeric character turned into "_"."""
-        return "ADACOT_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", f"{self.name}_{self.key}").upper()
+        return SECRET_ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", f"{self.name}_{self.key}").upper()
 
 
 class LocalObjectReference(ApiModel):

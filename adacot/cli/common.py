@@ -26,11 +26,12 @@ from tqdm import tqdm
 
 from adacot.api.loader import ResourceError, format_path, load_resources
 from adacot.api.resource import Resource
+from adacot.api.stage_pod import OUTPUT_DIR_ENV
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.progress.meter import ProgressCallback, tqdm_callback
 from adacot.progress.publish import reported
 
-OUTPUT_ENV = "ADACOT_OUTPUT_DIR"
+OUTPUT_ENV = OUTPUT_DIR_ENV
 """Where a pod writes its artifact when no --out is given (the operator sets it to the volume path)."""
 
 INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, ArtifactError)

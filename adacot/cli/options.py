@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from adacot.api.distillation_job import DistributionSpec
+from adacot.api.stage_pod import BANK_FLAG, DATASET_FLAG, EVAL_GRADING_FLAG, NPROC_ENV, RUN_FLAG
 from adacot.artifacts.shards import ShardSpec
 from adacot.cli.common import OUTPUT_ENV, validated
 
@@ -33,22 +34,23 @@ STAGE_SHARD = click.option(
     "--shard", default=None, help="i/N; default JOB_COMPLETION_INDEX of spec.parallelism, else all."
 )
 """`--shard` of the sharded stages (and of `adacot distill`); resolve it with `shard`."""
-RUNS = click.option("--run", "runs", multiple=True, help="NAME=DIR: where GradingRun NAME wrote its output.")
+RUNS = click.option(RUN_FLAG, "runs", multiple=True, help="NAME=DIR: where GradingRun NAME wrote its output.")
 """`--run` of `adacot bank` and `adacot stage difficultybank`; resolve it with `named_dirs`."""
 
 BANK_DIR = click.option(
-    "--bank", "bank_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+    BANK_FLAG, "bank_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
     help="The DifficultyBank artifact directory (what bankRef names).",
 )  # fmt: skip
 """The bank a DistillationJob samples (`adacot distill`, `adacot stage distillationjob`)."""
 EVAL_GRADING = click.option(
-    "--eval-grading", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    EVAL_GRADING_FLAG, "eval_grading", default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="The GradingRun artifact on an evaluation set (P_eval; what fromGradingRun names).",
 )  # fmt: skip
 """The P_eval input of a DistillationJob."""
 
 SFT_DATASET = click.option(
-    "--dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    DATASET_FLAG, "dataset", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
     help="Output directory of the DistillationJob the spec references.",
 )  # fmt: skip
 """The training data of an SFTJob (`adacot sft --spec`, `adacot stage sftjob`)."""
@@ -56,7 +58,7 @@ SFT_MODEL = click.option("--model", default=None, help="Base model directory (ov
 """The base model of an SFTJob."""
 SFT_NPROC = click.option(
     "--nproc-per-node", type=click.IntRange(1), default=None,
-    help="Training processes per node (default $ADACOT_NPROC_PER_NODE, else resources.gpus).",
+    help=f"Training processes per node (default ${NPROC_ENV}, else resources.gpus).",
 )  # fmt: skip
 """Training processes per node of an SFTJob."""
 

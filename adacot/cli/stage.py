@@ -17,6 +17,7 @@ from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.grading_run import GradingRun
 from adacot.api.sft_job import SFTJob
+from adacot.api.stage_pod import stage_name
 from adacot.cli import bank, distill, grade, options, sft
 from adacot.cli.common import output_dir, pick_resource
 
@@ -26,7 +27,7 @@ def stage() -> None:
     """Run one stage from its spec file (the entry point of the operator's pods)."""
 
 
-@stage.command("gradingrun")
+@stage.command(stage_name(GradingRun.KIND))
 @options.STAGE_SPEC
 @click.option("--name", default=None, help="Which GradingRun of the file (when it holds several).")
 @options.STAGE_SHARD
@@ -37,7 +38,7 @@ def stage_grading_run(spec_path: Path, name: str | None, shard: str | None, out:
     grade.run_resource(resource, output_dir(out), options.shard(shard, resource.spec.parallelism), bar=False)
 
 
-@stage.command("difficultybank")
+@stage.command(stage_name(DifficultyBank.KIND))
 @options.STAGE_SPEC
 @click.option("--name", default=None, help="Which DifficultyBank of the file (when it holds several).")
 @options.RUNS
@@ -48,7 +49,7 @@ def stage_difficulty_bank(spec_path: Path, name: str | None, runs: tuple[str, ..
     bank.run_resource(resource, output_dir(out), options.named_dirs("--run", runs))
 
 
-@stage.command("distillationjob")
+@stage.command(stage_name(DistillationJob.KIND))
 @options.STAGE_SPEC
 @click.option("--name", default=None, help="Which DistillationJob of the file (when it holds several).")
 @options.BANK_DIR
@@ -70,7 +71,7 @@ def stage_distillation_job(
     distill.run_resource(resource, out_dir, bank_dir, eval_grading, chosen, bar=False)
 
 
-@stage.command("sftjob")
+@stage.command(stage_name(SFTJob.KIND))
 @options.STAGE_SPEC
 @click.option("--name", default=None, help="Which SFTJob of the file (when it holds several).")
 @options.SFT_DATASET

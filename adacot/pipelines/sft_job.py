@@ -41,6 +41,7 @@ from typing import Any
 
 from adacot.api.common import ModelSpec
 from adacot.api.sft_job import SFTJob
+from adacot.api.stage_pod import NPROC_ENV
 from adacot.artifacts.manifest import Manifest, atomic_write_bytes
 from adacot.artifacts.rows import LossPoint
 from adacot.artifacts.store import ArtifactDir, is_complete
@@ -55,7 +56,6 @@ PLAN_NAME, LOSS_PNG, EVALUATION_DIR = "train_plan.json", "loss.png", "evaluation
 SHORT_KEYS = ("kind", "name", "loss", "first_loss", "global_step", "tokens_per_s", "world_size",
               "resumed_from", "evaluation")  # fmt: skip
 EvaluationProgress = Callable[[str], ProgressCallback | None]
-NPROC_ENV = "ADACOT_NPROC_PER_NODE"
 
 
 def run_sft_job(

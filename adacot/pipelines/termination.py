@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from adacot.api.stage_pod import TERMINATION_LOG_ENV
+
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LIMIT = 4096
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -21,7 +23,7 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 def termination_log_path() -> Path | None:
     """Where the termination message goes: $ADACOT_TERMINATION_LOG when set, else /dev/termination-log
     when it exists and is writable (the kubelet creates it in a pod), else nowhere."""
-    configured = os.environ.get("ADACOT_TERMINATION_LOG")
+    configured = os.environ.get(TERMINATION_LOG_ENV)
     if configured:
         return Path(configured)
     default = Path(DEFAULT_TERMINATION_LOG)

@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from adacot.api.stage_pod import STATUS_PATH_ENV
 from adacot.progress.meter import ProgressCallback, ProgressUpdate
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class StatusPublisher:
         """The reporter the pod's env asks for; None outside a cluster, or in a shard other than 0
         unless `any_shard`."""
         env = os.environ if environ is None else environ
-        path = env.get("ADACOT_STATUS_PATH")
+        path = env.get(STATUS_PATH_ENV)
         if not path or (not any_shard and env.get("JOB_COMPLETION_INDEX", "0") not in ("", "0")):
             return None
         server = env.get("ADACOT_API_SERVER") or _in_cluster_server(env)

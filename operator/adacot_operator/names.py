@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adacot.api import GROUP, VERSION, AnyResource
+from adacot.api.stage_pod import stage_name
 
 STAGE_SHORT: dict[str, str] = {
     "GradingRun": "grade",
@@ -63,18 +64,13 @@ def volume_name(prefix: str, claim: str) -> str:
     return fit_name(f"{prefix}-{claim}", 63)
 
 
-def stage_of(kind: str) -> str:
-    """The stage label value (and `adacot stage <kind>` argument): the lower-cased kind."""
-    return kind.lower()
-
-
 def labels(resource: AnyResource) -> dict[str, str]:
     """Labels on every child and pod template of `resource`."""
     kind, name = resource.kind, resource.metadata.name
     return {
         KIND_LABEL: kind.lower(),
         NAME_LABEL: name,
-        STAGE_LABEL: stage_of(kind),
+        STAGE_LABEL: stage_name(kind),
         MANAGED_BY_LABEL: MANAGED_BY,
     }
 

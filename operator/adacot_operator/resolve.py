@@ -26,6 +26,7 @@ from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.paths import claim_names, resolve_paths
 from adacot.api.sft_job import SFTJob
+from adacot.api.stage_pod import BANK_FLAG, DATASET_FLAG, EVAL_GRADING_FLAG, RUN_FLAG
 from adacot.api.status import OutputStatus
 from adacot_operator.names import child_name
 
@@ -123,13 +124,13 @@ def input_flags(resource: AnyResource, mounts: list[InputMount]) -> list[str]:
     """The `adacot stage <kind>` flags naming the mounted inputs."""
     where = {(m.kind, m.name): m.mount_path for m in mounts}
     if isinstance(resource, DifficultyBank):
-        return [f for m in mounts if m.kind == "GradingRun" for f in ("--run", f"{m.name}={m.mount_path}")]
+        return [f for m in mounts if m.kind == "GradingRun" for f in (RUN_FLAG, f"{m.name}={m.mount_path}")]
     if isinstance(resource, DistillationJob):
-        flags = ["--bank", where[("DifficultyBank", resource.spec.bank_ref.name)]]
+        flags = [BANK_FLAG, where[("DifficultyBank", resource.spec.bank_ref.name)]]
         peval = resource.spec.distribution.from_grading_run
-        return flags + (["--eval-grading", where[("GradingRun", peval.name)]] if peval else [])
+        return flags + ([EVAL_GRADING_FLAG, where[("GradingRun", peval.name)]] if peval else [])
     if isinstance(resource, SFTJob) and resource.spec.dataset.distillation_job_ref is not None:
-        return ["--dataset", where[("DistillationJob", resource.spec.dataset.distillation_job_ref.name)]]
+        return [DATASET_FLAG, where[("DistillationJob", resource.spec.dataset.distillation_job_ref.name)]]
     return []
 
 

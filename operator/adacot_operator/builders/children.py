@@ -25,11 +25,12 @@ from __future__ import annotations
 from typing import Any
 
 from adacot.api import AnyResource
+from adacot.api.stage_pod import stage_name
 from adacot_operator.builders.configmap import config_map
 from adacot_operator.builders.job import container_env, is_multi_node, job, pod_template
 from adacot_operator.builders.service import headless_service
 from adacot_operator.builders.volumes import output_claim, pod_mounts, pod_volumes
-from adacot_operator.names import child_name, spec_hash, spec_hash_annotation, stage_of
+from adacot_operator.names import child_name, spec_hash, spec_hash_annotation
 from adacot_operator.resolve import (
     SPEC_PATH,
     ResolvedInputs,
@@ -45,7 +46,7 @@ from adacot_operator.settings import OperatorSettings
 
 def stage_command(resource: AnyResource, flags: list[str]) -> list[str]:
     """The stage container's command."""
-    return ["adacot", "stage", stage_of(resource.kind), "--spec", SPEC_PATH, *flags]
+    return ["adacot", "stage", stage_name(resource.kind), "--spec", SPEC_PATH, *flags]
 
 
 def build_children(

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from adacot.api import AnyResource
 from adacot.api.common import SecretRef
 from adacot.api.sft_job import SFTJob
+from adacot.api.stage_pod import OUTPUT_DIR_ENV, STATUS_PATH_ENV
 from adacot.api.workload import EnvVar, Scheduling
 from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels, status_path
 from adacot_operator.settings import OperatorSettings
@@ -61,8 +62,8 @@ def container_env(resource: AnyResource, settings: OperatorSettings, output_dir:
     """Env of the stage container. Precedence on a name clash: adacot's own variables, then the
     spec's env, then the settings' extra env."""
     env = [
-        {"name": "ADACOT_OUTPUT_DIR", "value": output_dir},
-        {"name": "ADACOT_STATUS_PATH", "value": status_path(resource)},
+        {"name": OUTPUT_DIR_ENV, "value": output_dir},
+        {"name": STATUS_PATH_ENV, "value": status_path(resource)},
         *(secret_env(ref) for ref in secret_refs(resource.spec)),
         *_rendezvous_env(resource),
         *(_env_var(v) for v in resource.spec.env),

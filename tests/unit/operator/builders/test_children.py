@@ -17,6 +17,7 @@ from k8s_objects import sample
 
 from adacot.api import RESOURCE_KINDS, AnyResource
 from adacot.api.grading_run import GradingRun
+from adacot.api.stage_pod import BANK_FLAG, DATASET_FLAG, EVAL_GRADING_FLAG, RUN_FLAG
 from adacot.api.status import OutputStatus
 from adacot.cli.main import main
 
@@ -99,7 +100,7 @@ def test_the_stage_command_line_parses_with_inputs_mounted(
     job = build(resource(kind, name), settings)["Job"]
     command = container(job)["command"]
     for flag, value in itertools.pairwise(command):
-        if flag in ("--run", "--bank", "--eval-grading", "--dataset"):
+        if flag in (RUN_FLAG, BANK_FLAG, EVAL_GRADING_FLAG, DATASET_FLAG):
             Path(value.split("=")[-1]).mkdir(parents=True)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(build(resource(kind, name), settings)["ConfigMap"]["data"]["spec.yaml"])

@@ -1,0 +1,33 @@
+"""The contract between the operator and a stage pod: the command, its input flags and the environment.
+
+The operator builds `adacot stage <stage_name(kind)> --spec SPEC [input flags]` with these environment
+variables (adacot_operator.builders); the CLI's `stage` group (adacot.cli.stage) and the pipelines read
+them. Defined once here, in the package both sides import, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+OUTPUT_DIR_ENV = "ADACOT_OUTPUT_DIR"
+"""Where the pod writes its artifact (the output volume's path) when the command has no --out."""
+STATUS_PATH_ENV = "ADACOT_STATUS_PATH"
+"""The resource's status URL path, for progress reports."""
+TERMINATION_LOG_ENV = "ADACOT_TERMINATION_LOG"
+"""Overrides where the termination message goes (default /dev/termination-log in a pod)."""
+NPROC_ENV = "ADACOT_NPROC_PER_NODE"
+"""Training processes per node of an SFTJob (default: resources.gpus)."""
+SECRET_ENV_PREFIX = "ADACOT_SECRET_"
+"""Prefix of the variables that carry Secret keys (SecretRef.env_var)."""
+
+RUN_FLAG = "--run"
+"""DifficultyBank: NAME=DIR of a GradingRun's artifact (repeatable)."""
+BANK_FLAG = "--bank"
+"""DistillationJob: the DifficultyBank's artifact."""
+EVAL_GRADING_FLAG = "--eval-grading"
+"""DistillationJob: the GradingRun artifact whose level shares are P_eval (distribution.fromGradingRun)."""
+DATASET_FLAG = "--dataset"
+"""SFTJob: the DistillationJob's artifact."""
+
+
+def stage_name(kind: str) -> str:
+    """`adacot stage <name>` and the stage label value of a kind: the kind lower-cased, as kubectl."""
+    return kind.lower()
