@@ -1,6 +1,6 @@
 """Target level distributions for sampling: P_eval, P_prior and explicit tables.
 
-Callers: `adacot sample` (adacot.cli.distill), the distillation stage (through `resolve`), and
+Callers: `adacot sample` (adacot.cli.sample), the distillation stage (through `resolve`), and
 adacot.stages.sample, which turns a `Distribution` into integer counts. Pure: no file I/O; the caller
 reads a grading run's summary.json (or its rows) and hands it in.
 

@@ -1,6 +1,6 @@
 """The sampler: draw N bank entries so that their levels follow a target distribution.
 
-Callers: `adacot sample` (adacot.cli.distill) and the distillation stage. Pure over rows: a list of
+Callers: `adacot sample` (adacot.cli.sample) and the distillation stage. Pure over rows: a list of
 BankEntry in, a `SampleResult` out; no I/O.
 
 The rules, in order:
