@@ -1,1 +1,2 @@
-"""Human-facing reports written next to artifacts: PNG histograms (histogram.py), markdown summaries."""
+"""PNG charts written next to artifacts (level histograms, target vs achieved shares, loss curves),
+all drawn on `canvas.png`."""

@@ -1,7 +1,6 @@
 """A PNG of the training loss against the optimizer step, written into SFTJob artifacts.
 
-Callers: adacot.pipelines.sft_job. matplotlib runs with the Agg backend and is imported inside the
-function (importing this module costs nothing). A resumed run's curve is one line: the Trainer's log
+Callers: adacot.pipelines.sft_job. A resumed run's curve is one line: the Trainer's log
 history carries the steps logged before the restart.
 """
 
@@ -10,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-_DPI = 100
+from adacot.plots.canvas import png
 
 
 def write_loss_curve(
@@ -24,27 +23,16 @@ def write_loss_curve(
     height_px: int = 480,
 ) -> Path:
     """Draw loss per step (a dashed line marks where a resumed run picked up); returns the PNG's path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if len(steps) != len(losses) or not steps:
         raise ValueError(
             f"loss curve: need matching, non-empty steps and losses ({len(steps)}, {len(losses)})"
         )
-    figure, axes = plt.subplots(figsize=(width_px / _DPI, height_px / _DPI), dpi=_DPI)
-    try:
+    with png(path, title, width_px, height_px) as axes:
         axes.plot(list(steps), list(losses), marker="o", markersize=3, color="#4c72b0")
         if resumed_at is not None:
             axes.axvline(resumed_at, color="#c44e52", linestyle="--", label=f"resumed at step {resumed_at}")
             axes.legend()
         axes.set_xlabel("optimizer step")
         axes.set_ylabel("training loss (assistant tokens)")
-        axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)
-        target = Path(path)
-        figure.savefig(target, format="png", dpi=_DPI)
-    finally:
-        plt.close(figure)
-    return target
+    return Path(path)
