@@ -1,10 +1,10 @@
 """The code Result-Verifier: extract a program from a response and run it against tests, sandboxed.
 
 Called by the grading and distillation stages and by `adacot verify code`. One sample = one sandboxed
-process (adacot.verify.sandbox) running the harness (adacot.verify.harness), which executes every test
-with a per-test time limit and reports only the actual results through its own channel; this module
-compares them with the expected values, which never enter the sandbox. Spec forms and the comparison
-rule are in adacot.verify.code_tests.
+process (adacot.verify.sandbox) running the harness (adacot.verify.harness, then harness_main, as one
+script), which executes every test with a per-test time limit and reports only the actual results
+through its own channel; this module compares them with the expected values, which never enter the
+sandbox. Spec forms and the comparison rule are in adacot.verify.code_tests.
 
 Reasons in the Verdict: passed; failed_test (wrong output); runtime_error (exception, non-zero exit,
 worker died without a result); timeout (a test over its limit, or the whole run over the wall limit);
@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from adacot.artifacts.rows import Verdict
-from adacot.verify import harness
+from adacot.verify import harness, harness_main
 from adacot.verify.code_tests import (
     BadTests,
     CallTests,
@@ -44,7 +44,11 @@ from adacot.verify.sandbox import Sandbox, SandboxLimits, SandboxRun
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3", ""}
-_HARNESS_SOURCE = Path(harness.__file__).read_text(encoding="utf-8")
+_HARNESS_SOURCE = "\n".join(
+    Path(path).read_text(encoding="utf-8") for path in (harness.__file__, harness_main.__file__)
+)
+"""The sandbox's script: harness.py, then harness_main.py (which ends by calling main), as one
+self-contained text; the order is fixed (see adacot.verify.harness)."""
 _CACHE_SIZE = 256
 _DETAIL_CAP = 500
 

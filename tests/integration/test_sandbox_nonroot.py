@@ -125,7 +125,7 @@ def test_without_the_shield_the_same_program_reads_it(shared_dir: Path) -> None:
     above against passing because the program could not read /proc at all)."""
     unshielded = VERIFY.replace(
         "from adacot.verify.code import CodeVerifier",
-        "import adacot.verify.sandbox as sandbox\n"
+        "import adacot.verify.sandbox.slots as sandbox\n"
         "sandbox.shield_caller = lambda isolation: None\n"
         "from adacot.verify.code import CodeVerifier",
     )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from adacot.verify.code import extract_program
+from adacot.verify.code import _HARNESS_SOURCE, extract_program
 from adacot.verify.code_tests import (
     BadTests,
     CallTests,
@@ -116,6 +119,23 @@ def test_encoding_reduces_subclasses_and_hides_custom_eq() -> None:
 def test_decode_rejects_malformed(bad: object) -> None:
     with pytest.raises(ValueError):
         decode(bad)
+
+
+def test_the_sandbox_script_runs_without_adacot(tmp_path: Path) -> None:
+    """harness.py + harness_main.py, as code.py joins them, define the runner under an interpreter that
+    cannot import adacot (no site-packages, no script directory), as in the sandbox."""
+    loader = "import sys; ns = {'__name__': 'probe'}; exec(sys.stdin.read(), ns); print(callable(ns['main']))"
+    done = subprocess.run(
+        [sys.executable, "-s", "-S", "-B", "-P", "-c", loader],
+        input=_HARNESS_SOURCE,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
 
 
 @pytest.mark.parametrize(

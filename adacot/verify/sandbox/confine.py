@@ -1,6 +1,6 @@
 """The sandbox's child side: confine a process, then run the harness script in it.
 
-Two modes, both started by the parent (adacot.verify.sandbox, adacot.verify.sandbox.zygote) as
+Two modes, both started by the parent (adacot.verify.sandbox.slots, adacot.verify.sandbox.zygote) as
 `python -s -S -B -P confine.py CONFIG_JSON` in a fresh session:
   * one run (CONFIG has `workdir`, ...): confine this very process and run the script; the fallback
     path, one fresh interpreter per run;

@@ -1,9 +1,10 @@
 """Finding and killing a sandbox run's processes by the marker in their environment.
 
-Called by adacot.verify.sandbox. Why a marker: a program can leave its process group (setsid) and its
-PID namespace exists only as root, so the one trait every process of a run keeps is the environment
-entry `ADACOT_SANDBOX_RUN=<token>` it inherited (the zygote writes it into each child's initial
-environment block, which is what /proc/PID/environ shows). Stdlib only.
+Called by adacot.verify.sandbox.collect (after each run) and .slots (`live_processes`). Why a marker:
+a program can leave its process group (setsid) and its PID namespace exists only as root, so the one
+trait every process of a run keeps is the environment entry `ADACOT_SANDBOX_RUN=<token>` it inherited
+(the zygote writes it into each child's initial environment block, which is what /proc/PID/environ
+shows). Stdlib only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Parent side of the sandbox's fork server ("zygote"), and the handles of a run's process.
 
-Called by adacot.verify.sandbox: one `ForkServer` per worker slot, started on the slot's first run. A
+Called by adacot.verify.sandbox.slots: one `ForkServer` per worker slot, started on the slot's first run. A
 fresh interpreter with imports costs ~30 ms per run; a fork of a warm one costs ~1 ms, so each slot
 keeps one `confine.py` process in serve mode (see adacot.verify.sandbox.confine), started once with the
 same environment as a run's (built from scratch, no secrets) and stdin on /dev/null. Per run, the
