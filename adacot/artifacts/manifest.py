@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -84,6 +86,17 @@ class Manifest(BaseModel):
     """UTC ISO-8601 time the manifest was written."""
     metrics: dict[str, Any] = Field(default_factory=dict)
     """Free-form stage figures: accuracy, level histogram, kept/generated, tokens, loss."""
+
+
+@dataclass
+class Counters:
+    """Base of the counters a stage, an engine or the tokenizer accumulates for the manifest: int fields
+    and mappings of reason -> count, which `as_dict` sorts so manifests compare line by line."""
+
+    def as_dict(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: dict(sorted(v.items())) if isinstance(v, Mapping) else v for k, v in values.items()}
 
 
 def package_versions() -> dict[str, str]:

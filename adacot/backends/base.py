@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from adacot.api.generation import SamplingSpec
+from adacot.artifacts.manifest import Counters
 
 FinishReason = Literal["stop", "length", "error"]
 
@@ -63,7 +64,7 @@ class Completion:
 
 
 @dataclass
-class UsageCounter:
+class UsageCounter(Counters):
     """Totals a generator accumulates; stages copy them into the manifest."""
 
     requests: int = 0
@@ -114,7 +115,7 @@ class StepScorer(Protocol):
 
 
 @dataclass
-class PrmUsage:
+class PrmUsage(Counters):
     """Totals a PRM accumulates; the grading stage copies them into its manifest."""
 
     traces: int = 0

@@ -215,7 +215,7 @@ def _distiller(
         try:
             yield ChunkWorker(
                 lambda chunk: distill_chunk(chunk, spec.teacher, spec.filter, generator, verifiers, stats),
-                lambda: {"distill": stats.as_dict(), "usage": asdict(generator.usage)},
+                lambda: {"distill": stats.as_dict(), "usage": generator.usage.as_dict()},
             )
         finally:
             verifiers.close()

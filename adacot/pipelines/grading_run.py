@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -179,7 +178,10 @@ def _grader(
         )
 
     def counters() -> dict[str, Any]:
-        return {"grading": stats.as_dict(), "usage": asdict(generator.usage) if generator is not None else {}}
+        return {
+            "grading": stats.as_dict(),
+            "usage": generator.usage.as_dict() if generator is not None else {},
+        }
 
     try:
         yield ChunkWorker(process, counters)

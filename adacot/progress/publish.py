@@ -1,10 +1,10 @@
 """Progress published from a stage pod to its resource's status, through the Kubernetes API.
 
 Callers: every `adacot` command that runs a pipeline (adacot.cli.common.run_pipeline, so the
-`adacot stage <kind>` pod entry points too) runs it inside `reported(callback, out)`. The operator sets ADACOT_STATUS_PATH on every stage container
-(`/apis/adacot.dev/v1alpha1/namespaces/NS/PLURAL/NAME/status`); when it is unset (a laptop, `adacot run`)
-nothing is sent. Each report is a JSON merge patch `{"status": {"progress": {...}}}` to
-`$ADACOT_API_SERVER$ADACOT_STATUS_PATH` (default server `https://$KUBERNETES_SERVICE_HOST:
+`adacot stage <kind>` pod entry points too) runs it inside `reported(callback, out)`. The operator sets
+ADACOT_STATUS_PATH on every stage container (`/apis/adacot.dev/v1alpha1/namespaces/NS/PLURAL/NAME/status`);
+when it is unset (a laptop, `adacot run`) nothing is sent. Each report is a JSON merge patch
+`{"status": {"progress": {...}}}` to `$ADACOT_API_SERVER$ADACOT_STATUS_PATH` (default server `https://$KUBERNETES_SERVICE_HOST:
 $KUBERNETES_SERVICE_PORT`), with the pod's service-account token (ADACOT_TOKEN_FILE) as bearer and the
 cluster CA for https. The worker's Role allows exactly that: patch on `<plural>/status`.
 

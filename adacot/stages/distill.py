@@ -33,6 +33,7 @@ from typing import Any
 from adacot.api.common import TaskType
 from adacot.api.distillation_job import FilterSpec, TeacherSpec
 from adacot.api.generation import VerificationSpec
+from adacot.artifacts.manifest import Counters
 from adacot.artifacts.rows import Attempt, BankEntry, CotTrace, DistilledQuestion, Verdict
 from adacot.backends.base import Generator, Sample
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination
@@ -44,7 +45,7 @@ KEPT, NOT_KEPT = "kept", "correct_not_kept"
 
 
 @dataclass
-class DistillStats:
+class DistillStats(Counters):
     """Counters for the manifest, accumulated over the chunks a process distils."""
 
     questions: int = 0
@@ -61,16 +62,6 @@ class DistillStats:
         self.kept_samples += len(record.kept)
         self.rounds += record.rounds
         self.outcomes.update(record.outcomes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "questions": self.questions,
-            "accepted": self.accepted,
-            "samples": self.samples,
-            "kept_samples": self.kept_samples,
-            "rounds": self.rounds,
-            "outcomes": dict(sorted(self.outcomes.items())),
-        }
 
 
 class Verifiers:

@@ -31,10 +31,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from adacot.api.common import TaskType
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
+from adacot.artifacts.manifest import Counters
 from adacot.artifacts.rows import Attempt, GradedQuestion, Question, Verdict
 from adacot.backends.base import Generator, Prompt, Sample, StepScorer
 from adacot.stages import levels
@@ -47,7 +47,7 @@ _UNVERIFIABLE_REFERENCE = ("gold_unparseable", "bad_tests")
 
 
 @dataclass
-class GradeStats:
+class GradeStats(Counters):
     """Counters for the manifest, accumulated over the chunks a process grades."""
 
     questions: int = 0
@@ -58,17 +58,6 @@ class GradeStats:
     prm_traces: int = 0
     prm_truncated: int = 0
     verdicts: Counter[str] = field(default_factory=Counter)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "questions": self.questions,
-            "attempts": self.attempts,
-            "generation_errors": self.generation_errors,
-            "truncated": self.truncated,
-            "prm_traces": self.prm_traces,
-            "prm_truncated": self.prm_truncated,
-            "verdicts": dict(sorted(self.verdicts.items())),
-        }
 
 
 # ------------------------------------------------------------------------------------------ attempts

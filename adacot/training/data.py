@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adacot.artifacts.manifest import Counters
 from adacot.artifacts.rows import Message, SftExample
 
 IGNORE_INDEX = -100
@@ -180,7 +181,7 @@ def tokenize(tokenizer: Any, messages: Sequence[dict[str, str]], *, assistant_on
 
 
 @dataclass
-class TokenizeStats:
+class TokenizeStats(Counters):
     """Counts the pipeline reports: examples kept, dropped as too long, tokens."""
 
     examples: int = 0
@@ -188,9 +189,6 @@ class TokenizeStats:
     dropped_no_loss: int = 0
     tokens: int = 0
     label_tokens: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 def tokenize_all(

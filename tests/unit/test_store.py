@@ -158,3 +158,19 @@ def test_quarantine_is_counted_in_the_manifest(tmp_path: Path) -> None:
 
 
 # -- append logs ------------------------------------------------------------------------------------
+
+
+def test_counters_as_dict_keeps_counts_and_sorts_reasons() -> None:
+    from collections import Counter
+    from dataclasses import dataclass, field
+
+    from adacot.artifacts.manifest import Counters
+
+    @dataclass
+    class Seen(Counters):
+        questions: int = 0
+        reasons: Counter[str] = field(default_factory=Counter)
+
+    seen = Seen(questions=3, reasons=Counter(["wrong", "kept", "wrong"]))
+    assert seen.as_dict() == {"questions": 3, "reasons": {"kept": 1, "wrong": 2}}
+    assert list(seen.as_dict()["reasons"]) == ["kept", "wrong"]
