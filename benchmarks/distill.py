@@ -24,13 +24,14 @@ with --quick). Timings are wall-clock on whatever else the machine runs; compare
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_support import ROOT, header, machine, write_results
+from bench_support import header, machine, write_results
 from serving import adacot_client, bench_serving, build_models, rate
+from serving import parser as serving_parser
+from serving import quick as quick_settings
 
 
 def teacher_client(base: str, questions: list[Any], args: argparse.Namespace) -> dict[str, float]:
@@ -61,19 +62,9 @@ def table(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--questions", type=int, default=200)
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="20 questions, 32 tokens, 1 repeat; no files.")
+    parser = serving_parser(__doc__, max_tokens=256, repeats=3)
     args = parser.parse_args()
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    if args.quick:
-        args.questions, args.max_tokens, args.repeats = 20, 32, 1
+    quick_settings(args)
     info = machine()
     with tempfile.TemporaryDirectory(prefix="adacot-bench-") as tmp:
         root = Path(tmp)

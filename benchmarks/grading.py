@@ -43,6 +43,8 @@ from typing import Any
 
 from bench_support import header, machine, timed, write_results
 from serving import ENGINE_FLAGS, MAX_MODEL_LEN, bench_serving, build_models, rate
+from serving import parser as serving_parser
+from serving import quick as quick_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
@@ -235,23 +237,12 @@ def table(offline: dict[str, Any], serving: dict[str, Any], args: argparse.Names
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--questions", type=int, default=200)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="20 questions, 32 tokens, 1 repeat; no files.")
+    parser = serving_parser(__doc__, max_tokens=128, repeats=5)
     parser.add_argument("--layout-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # vLLM logs to stdout by default; keep stdout for the table.
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    quick_settings(args)
     if args.layout_child:
         return run_layout_child(args.layout_child)
-    if args.quick:
-        args.questions, args.max_tokens, args.repeats = 20, 32, 1
     info = machine()
     with tempfile.TemporaryDirectory(prefix="adacot-bench-") as tmp:
         root = Path(tmp)

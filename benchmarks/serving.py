@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_support import free_port, timed
+from bench_support import ROOT, free_port, timed
 
 from adacot.backends.teacher_server import stop, wait_until_ready
 
@@ -150,3 +151,24 @@ def rate(run: dict[str, float]) -> float:
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median request rate (the lower middle one of an even count)."""
     return sorted(runs, key=rate)[(len(runs) - 1) // 2]
+
+
+def parser(description: str | None, *, max_tokens: int, repeats: int) -> argparse.ArgumentParser:
+    """The options of both serving benchmarks (data, questions, tokens, concurrency, repeats, --quick)."""
+    made = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    made.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    made.add_argument("--questions", type=int, default=200)
+    made.add_argument("--max-tokens", type=int, default=max_tokens)
+    made.add_argument("--concurrency", type=int, default=32)
+    made.add_argument("--repeats", type=int, default=repeats)
+    made.add_argument("--quick", action="store_true", help="20 questions, 32 tokens, 1 repeat; no files.")
+    return made
+
+
+def quick(args: argparse.Namespace) -> None:
+    """--quick: 20 questions, 32 tokens, one repeat; and vLLM's logs off stdout (it holds the table)."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    if args.quick:
+        args.questions, args.max_tokens, args.repeats = 20, 32, 1

@@ -16,6 +16,17 @@ from shared_data import MATH500
 from adacot.api.sft_job import SFTJob
 from adacot.artifacts.rows import Message, SftExample
 
+#: Hyper-parameters that train the tiny model visibly in seconds (tests add epochs, saveSteps, ...).
+FAST = {
+    "learningRate": 3e-3,
+    "perDeviceBatchSize": 2,
+    "gradientAccumulationSteps": 1,
+    "maxSeqLength": 512,
+    "warmupRatio": 0.0,
+    "loggingSteps": 1,
+    "lrScheduler": "linear",
+}
+
 
 def math500_rows(limit: int) -> list[dict[str, str]]:
     with MATH500.open(encoding="utf-8") as f:

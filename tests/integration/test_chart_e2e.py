@@ -102,12 +102,7 @@ def operator_process(
     try:
         yield objs, f"http://127.0.0.1:{health_port}/healthz", f"http://127.0.0.1:{metrics_port}/metrics", log
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        fixtures.stop(process)
 
 
 def _get(url: str) -> httpx.Response | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from adacot_operator.summary import summary_fields
-from sft_helpers import math500_rows, sft_examples, sft_job, write_dataset
+from sft_helpers import FAST, math500_rows, sft_examples, sft_job, write_dataset
 from shared_data import needs_shared_data
 
 from adacot.api.sft_job import SFTJob
@@ -28,9 +28,7 @@ from adacot.artifacts.summary import read_summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, needs_shared_data]
 
-TRAINING = {"learningRate": 3e-3, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
-            "maxSeqLength": 512, "warmupRatio": 0.0, "loggingSteps": 1, "epochs": 1,
-            "saveSteps": 100}  # fmt: skip
+TRAINING = {**FAST, "epochs": 1, "saveSteps": 100}
 QUESTIONS = 4
 
 

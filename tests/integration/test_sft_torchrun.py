@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 from conftest import KV_CACHE_BYTES
-from sft_helpers import math500_rows, sft_examples, sft_job, vllm_generate, write_dataset
+from sft_helpers import FAST, math500_rows, sft_examples, sft_job, vllm_generate, write_dataset
 from shared_data import needs_shared_data
 
 from adacot.pipelines.sft_job import run_sft_job, torchrun_command
 
-TRAINING = {
-    "learningRate": 3e-3,
-    "perDeviceBatchSize": 2,
-    "gradientAccumulationSteps": 1,
-    "maxSeqLength": 512,
-    "warmupRatio": 0.0,
-    "loggingSteps": 1,
-    "lrScheduler": "linear",
-    "epochs": 4,
-    "saveSteps": 4,
-}
+TRAINING = {**FAST, "epochs": 4, "saveSteps": 4}
 
 
 @pytest.mark.integration

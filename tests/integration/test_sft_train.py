@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 from conftest import KV_CACHE_BYTES
-from sft_helpers import math500_rows, sft_examples, sft_job, vllm_generate, write_dataset
+from sft_helpers import FAST, math500_rows, sft_examples, sft_job, vllm_generate, write_dataset
 from shared_data import needs_shared_data
 from transformers import AutoModelForCausalLM
 
@@ -27,15 +27,6 @@ from adacot.artifacts.store import is_complete, read_records
 from adacot.pipelines.sft_job import read_summary, run_sft_job
 
 pytestmark = [pytest.mark.integration, needs_shared_data]
-FAST = {
-    "learningRate": 3e-3,
-    "perDeviceBatchSize": 2,
-    "gradientAccumulationSteps": 1,
-    "maxSeqLength": 512,
-    "warmupRatio": 0.0,
-    "loggingSteps": 1,
-    "lrScheduler": "linear",
-}
 
 
 @pytest.fixture(scope="module")

@@ -124,7 +124,8 @@ def start_emulator(workdir: Path) -> tuple[subprocess.Popen[str], KubeApi]:
     return process, api
 
 
-def stop(process: subprocess.Popen[str]) -> None:
+def stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a test's server process never outlives its fixture."""
     process.terminate()
     try:
         process.wait(timeout=10)
