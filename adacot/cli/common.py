@@ -29,7 +29,7 @@ from adacot.api.resource import Resource
 from adacot.api.stage_pod import OUTPUT_DIR_ENV
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.progress.meter import ProgressCallback, tqdm_callback
-from adacot.progress.publish import reported
+from adacot.progress.publish import published
 
 OUTPUT_ENV = OUTPUT_DIR_ENV
 """Where a pod writes its artifact when no --out is given (the operator sets it to the volume path)."""
@@ -108,7 +108,7 @@ def run_pipeline(
     """
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
-        reported(tqdm_callback(progress_bar), out) as progress,
+        published(tqdm_callback(progress_bar), out) as progress,
         input_errors(*errors),
     ):
         summary = pipeline(progress)

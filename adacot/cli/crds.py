@@ -29,7 +29,7 @@ def crds(out_dir: Path, check: bool) -> None:
     except SchemaError as exc:
         raise click.ClickException(f"cannot generate the CRDs: {exc}") from exc
     if check:
-        _report_check(crdgen.compare(out_dir, files, GROUP), out_dir)
+        _exit_on_drift(crdgen.compare(out_dir, files, GROUP), out_dir)
         return
     drift = crdgen.write(out_dir, files, GROUP)
     for name in sorted(files):
@@ -39,7 +39,7 @@ def crds(out_dir: Path, check: bool) -> None:
         click.echo(f"{out_dir / name}: removed (no such kind any more)")
 
 
-def _report_check(drift: crdgen.Drift, out_dir: Path) -> None:
+def _exit_on_drift(drift: crdgen.Drift, out_dir: Path) -> None:
     if drift.clean:
         click.echo(f"{out_dir}: CRDs are up to date")
         return

@@ -29,7 +29,7 @@ def docs(out_file: Path, check: bool) -> None:
         raise click.ClickException(f"cannot generate the reference: {exc}") from exc
     changes = docgen.diff(out_file, text)
     if check:
-        _report_check(changes, out_file)
+        _exit_on_drift(changes, out_file)
         return
     if changes is not None:
         out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +37,7 @@ def docs(out_file: Path, check: bool) -> None:
     click.echo(f"{out_file}: {'unchanged' if changes is None else 'written'}")
 
 
-def _report_check(changes: str | None, out_file: Path) -> None:
+def _exit_on_drift(changes: str | None, out_file: Path) -> None:
     if changes is None:
         click.echo(f"{out_file}: the reference is up to date")
         return

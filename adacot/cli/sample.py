@@ -47,7 +47,7 @@ def write_sample(out: Path, result: SampleResult, name: str, spec: dict[str, Any
     entries = list(result.entries)
     for number, start in enumerate(range(0, len(entries), RECORDS_PER_FILE)):
         artifact.write_shard(f"part-{number:05d}.jsonl", entries[start : start + RECORDS_PER_FILE], BankEntry)
-    report = result.report()
+    report = result.as_dict()
     write_summary(artifact.root, report)
     return artifact.finalize(
         Manifest(

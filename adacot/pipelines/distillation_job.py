@@ -173,7 +173,7 @@ def load_or_draw(
     clean, removed = decontaminate(drawn.entries, _benchmark_index(spec, base_dir))
     _jsonl(root / "removed" / "contaminated.jsonl", [asdict(r) for r in removed])
     atomic_write_bytes(root / SAMPLE_ROWS, b"".join(e.model_dump_json().encode() + b"\n" for e in clean))
-    report = {"inputs": inputs, "sampler": drawn.report(), "contaminated": len(removed)}
+    report = {"inputs": inputs, "sampler": drawn.as_dict(), "contaminated": len(removed)}
     write_json(report_path, report)  # written last
     return clean
 

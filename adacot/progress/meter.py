@@ -65,7 +65,7 @@ class ProgressMeter:
         self._marks.append((self._clock(), self.done))
         self._emit()
 
-    def report(self) -> ProgressUpdate:
+    def snapshot(self) -> ProgressUpdate:
         (t0, d0), (t1, d1) = self._marks[0], self._marks[-1]
         rate = (d1 - d0) / (t1 - t0) if t1 > t0 else None
         eta = (self.total - self.done) / rate if rate else None
@@ -73,7 +73,7 @@ class ProgressMeter:
 
     def _emit(self) -> None:
         if self._callback is not None:
-            self._callback(self.report())
+            self._callback(self.snapshot())
 
 
 def tqdm_callback(bar: Any) -> ProgressCallback:

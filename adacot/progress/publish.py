@@ -1,7 +1,7 @@
 """Progress published from a stage pod to its resource's status, through the Kubernetes API.
 
 Callers: every `adacot` command that runs a pipeline (adacot.cli.common.run_pipeline, so the
-`adacot stage <kind>` pod entry points too) runs it inside `reported(callback, out)`. The operator sets
+`adacot stage <kind>` pod entry points too) runs it inside `published(callback, out)`. The operator sets
 ADACOT_STATUS_PATH on every stage container (`/apis/adacot.dev/v1alpha1/namespaces/NS/PLURAL/NAME/status`);
 when it is unset (a laptop, `adacot run`) nothing is sent. Each report is a JSON merge patch
 `{"status": {"progress": {...}}}` to `$ADACOT_API_SERVER$ADACOT_STATUS_PATH` (default server `https://$KUBERNETES_SERVICE_HOST:
@@ -81,7 +81,7 @@ class StatusPublisher:
             return None
         server = env.get("ADACOT_API_SERVER") or _in_cluster_server(env)
         if server is None:
-            log.warning("ADACOT_STATUS_PATH is set but no API server is known; progress is not reported")
+            log.warning("ADACOT_STATUS_PATH is set but no API server is known; progress is not published")
             return None
         ca = SERVICE_ACCOUNT / "ca.crt"
         token = Path(env.get("ADACOT_TOKEN_FILE") or SERVICE_ACCOUNT / "token")
@@ -103,7 +103,7 @@ class StatusPublisher:
         if self._pending is not None:
             self._send(self._pending, self._clock())
 
-    def report_output(self, out_dir: Path) -> None:
+    def publish_output(self, out_dir: Path) -> None:
         """Records and MANIFEST.json sha256 of a complete artifact into status.output (else nothing)."""
         manifest = out_dir / "MANIFEST.json"
         if (out_dir / "_SUCCESS").is_file() and manifest.is_file():
@@ -162,7 +162,7 @@ def progress_body(report: ProgressUpdate) -> dict[str, Any]:
 
 
 @contextmanager
-def reported(
+def published(
     callback: ProgressCallback | None = None,
     out: Path | None = None,
     environ: Mapping[str, str] | None = None,
@@ -182,7 +182,7 @@ def reported(
         yield both
         finisher = reporter or StatusPublisher.from_env(environ, any_shard=True)
         if out is not None and finisher is not None:
-            finisher.report_output(Path(out))
+            finisher.publish_output(Path(out))
     finally:
         if reporter is not None:
             reporter.close()

@@ -87,7 +87,7 @@ class SampleResult:
         """Share of each level 0..5 in the drawn sample."""
         return {lv: self.levels[lv].taken / self.n for lv in LEVELS}
 
-    def report(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The figures for a manifest: target vs achieved per level, moves and messages."""
         achieved = self.achieved_shares()
         return {

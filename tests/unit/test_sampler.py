@@ -289,7 +289,7 @@ def test_bad_inputs(bank: list[BankEntry], n: int, kwargs: dict[str, str], messa
 
 def test_report_has_target_and_achieved_shares() -> None:
     result = sample(make_bank([10, 10, 10, 10, 10, 2]), from_table({"4": 1, "5": 1}), 10, 1)
-    report = result.report()
+    report = result.as_dict()
     assert report["levels"]["5"] == {
         "target_share": 0.5, "achieved_share": 0.2, "target": 5, "available": 2, "taken": 2
     }  # fmt: skip

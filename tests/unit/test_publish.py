@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from adacot.progress.meter import ProgressMeter, ProgressUpdate
-from adacot.progress.publish import StatusPublisher, progress_body, reported
+from adacot.progress.publish import StatusPublisher, progress_body, published
 
 TOKEN = "tok-s3cret-value"
 STATUS_PATH = "/apis/adacot.dev/v1alpha1/namespaces/ml/gradingruns/pool/status"
@@ -182,7 +182,7 @@ def test_reported_feeds_the_local_callback_and_the_api(server: Recorder, token_f
         "ADACOT_API_SERVER": server.url,
         "ADACOT_TOKEN_FILE": str(token_file),
     }
-    with reported(lambda r: seen.append(r.done), environ=env) as progress:
+    with published(lambda r: seen.append(r.done), environ=env) as progress:
         meter = ProgressMeter(3, progress)
         meter.advance()
         meter.advance(2)
@@ -196,7 +196,7 @@ def test_without_status_path_only_the_local_callback_runs(tmp_path: Path) -> Non
     seen: list[int] = []
     (tmp_path / "_SUCCESS").touch()
     (tmp_path / "MANIFEST.json").write_text("{}")
-    with reported(lambda r: seen.append(r.done), tmp_path, {}) as progress:
+    with published(lambda r: seen.append(r.done), tmp_path, {}) as progress:
         progress(report(2))
     assert seen == [2]
 
@@ -208,16 +208,16 @@ def test_complete_artifact_reports_records_and_manifest_sha256(
     (tmp_path / "MANIFEST.json").write_bytes(manifest)
     env = {"ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_API_SERVER": server.url,
            "ADACOT_TOKEN_FILE": str(token_file), "JOB_COMPLETION_INDEX": "3"}  # fmt: skip
-    with reported(None, tmp_path, env):
+    with published(None, tmp_path, env):
         pass
     assert server.requests == []  # no _SUCCESS yet: nothing to tell
     (tmp_path / "_SUCCESS").touch()
-    with reported(None, tmp_path, env):  # any shard may report the finished artifact
+    with published(None, tmp_path, env):  # any shard may report the finished artifact
         pass
     assert server.requests[-1][3] == {
         "status": {"output": {"records": 7, "sha256": hashlib.sha256(manifest).hexdigest()}}
     }
-    with pytest.raises(RuntimeError), reported(None, tmp_path, env):
+    with pytest.raises(RuntimeError), published(None, tmp_path, env):
         raise RuntimeError("stage failed")
     assert len(server.requests) == 1  # a failing stage reports no output
 
