@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kube.fixtures import kube_api  # noqa: F401 - the Kubernetes API emulator fixture
@@ -83,3 +84,11 @@ def vllm_server(tiny_lm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def process_wait(process: subprocess.Popen[bytes], seconds: float) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=seconds)
+
+
+def run_json(command: list[str], timeout: float = 300) -> dict[str, Any]:
+    """Run a helper script to completion (no stdin) and return the JSON object on its last stdout line."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result

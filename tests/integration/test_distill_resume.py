@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import run_json
 from distill_helpers import ScriptedTeacher, job, sum_bank, sum_rule, write_bank
 
 from adacot.artifacts import SftExample, ShardSpec, read_manifest, read_records, verify_artifact
@@ -67,16 +68,7 @@ if __name__ == "__main__":  # the verifier's worker processes are spawned: they 
 
 
 def run_worker(script: Path, args: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_json([sys.executable, str(script), *args])
 
 
 def dataset(out: Path) -> list[str]:

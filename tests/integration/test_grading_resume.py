@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import run_json
 from grading_scripted import ScriptedGenerator, ScriptedScorer, sum_answers
 
 from adacot.api.loader import load_resources
@@ -92,16 +93,7 @@ def write_spec(tmp_path: Path) -> Path:
 
 
 def run_worker(script: Path, spec: Path, out: Path, shard: str, block_on_call: int = 0) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(script), str(spec), str(out), shard, str(block_on_call)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_json([sys.executable, str(script), str(spec), str(out), shard, str(block_on_call)])
 
 
 def data_hashes(out: Path) -> dict[str, str]:
