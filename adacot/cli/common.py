@@ -31,9 +31,6 @@ from adacot.artifacts.jsonio import ArtifactError
 from adacot.progress.meter import ProgressCallback, tqdm_callback
 from adacot.progress.publish import published
 
-OUTPUT_ENV = OUTPUT_DIR_ENV
-"""Where a pod writes its artifact when no --out is given (the operator sets it to the volume path)."""
-
 INPUT_ERRORS: tuple[type[Exception], ...] = (ValueError, FileNotFoundError, ArtifactError)
 """What a stage raises for a bad input (missing files, malformed rows, mixed models, unreadable
 artifacts); `input_errors` reports them in one line."""
@@ -61,9 +58,9 @@ def output_dir(out: Path | None) -> Path:
     """--out, else $ADACOT_OUTPUT_DIR."""
     if out is not None:
         return out
-    if os.environ.get(OUTPUT_ENV):
-        return Path(os.environ[OUTPUT_ENV])
-    raise click.UsageError(f"give --out DIR (or set ${OUTPUT_ENV})")
+    if os.environ.get(OUTPUT_DIR_ENV):
+        return Path(os.environ[OUTPUT_DIR_ENV])
+    raise click.UsageError(f"give --out DIR (or set ${OUTPUT_DIR_ENV})")
 
 
 def validated(model: type[M], data: dict[str, Any], what: str) -> M:

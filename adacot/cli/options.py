@@ -16,9 +16,16 @@ from typing import Any
 import click
 
 from adacot.api.distillation_job import DistributionSpec
-from adacot.api.stage_pod import BANK_FLAG, DATASET_FLAG, EVAL_GRADING_FLAG, NPROC_ENV, RUN_FLAG
+from adacot.api.stage_pod import (
+    BANK_FLAG,
+    DATASET_FLAG,
+    EVAL_GRADING_FLAG,
+    NPROC_ENV,
+    OUTPUT_DIR_ENV,
+    RUN_FLAG,
+)
 from adacot.artifacts.shards import ShardSpec
-from adacot.cli.common import OUTPUT_ENV, validated
+from adacot.cli.common import validated
 
 STAGE_SPEC = click.option(
     "--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
@@ -27,7 +34,7 @@ STAGE_SPEC = click.option(
 """`--spec` of every `adacot stage <kind>` command."""
 STAGE_OUT = click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help=f"Output directory (default ${OUTPUT_ENV}).",
+    help=f"Output directory (default ${OUTPUT_DIR_ENV}).",
 )  # fmt: skip
 """`--out` of every `adacot stage <kind>` command; resolve it with `adacot.cli.common.output_dir`."""
 STAGE_SHARD = click.option(
