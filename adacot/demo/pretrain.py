@@ -10,6 +10,9 @@ carries in `<think>` and trains longer (adacot.demo.synthetic says why that is e
 model directory holds `pretrain.json` (the plan, losses, seconds); a directory trained with the same plan
 is reused, so a rerun of the demo skips training.
 
+`train_model` trains on the sums; `train` on any `TrainingTask` (an item stream and each item's
+question and answer texts), which other synthetic tasks (adacot.demo.code_task) pass.
+
 Limits: a fixed number of optimizer steps, not a time budget, so the result does not depend on how
 loaded the machine is; single process; CPU float32.
 """
@@ -21,7 +24,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,33 @@ class PretrainPlan:
     digit_weights: tuple[float, ...] = (1, 1, 1)
 
 
+@dataclass(frozen=True)
+class TrainingTask:
+    """What a model learns, whatever the task: items, and each item's question and answer texts.
+
+    `name` is stored in pretrain.json, so a directory trained on another task is retrained, not reused.
+    """
+
+    name: str
+    stream: Callable[[int], Iterator[Any]]  # seed -> endless training items
+    problem: Callable[[Any], str]  # the user turn
+    answer: Callable[[Any], str]  # the assistant turn (what the loss covers)
+    corpus: Callable[[], list[str]]  # texts for the shared tokenizer (every answer style)
+    vocab_size: int = 320
+    extra: dict[str, Any] = field(default_factory=dict)  # task settings recorded next to the plan
+
+
+def sums_task(style: Style, digit_weights: tuple[float, ...] = (1, 1, 1)) -> TrainingTask:
+    """The math demo's task: sums answered in `style`."""
+    return TrainingTask(
+        name="sums",
+        stream=lambda seed: stream(seed, digit_weights=digit_weights),
+        problem=lambda s: s.problem,
+        answer=style,
+        corpus=corpus,
+    )
+
+
 def chat_prompt(problem: str) -> str:
     """The text the grading/distillation stages send for a question (ChatML user turn, assistant opened)."""
     return f"<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"
@@ -63,35 +93,51 @@ def corpus(seed: int = 0, count: int = 2000) -> list[str]:
 def train_model(
     directory: Path, plan: PretrainPlan, style: Style, *, label: str, log: Callable[[str], None]
 ) -> Path:
-    """Build and train one model into `directory` unless a finished one is there (module docstring)."""
+    """Build and train one model on the sums into `directory` unless a finished one is there."""
+    return train(directory, plan, sums_task(style, plan.digit_weights), label=label, log=log)
+
+
+def train(
+    directory: Path, plan: PretrainPlan, task: TrainingTask, *, label: str, log: Callable[[str], None]
+) -> Path:
+    """Build and train one model on `task` into `directory` unless a finished one is there (see above)."""
     done = directory / DONE_NAME
-    if done.is_file() and _trained_with(done) == _plan_dict(plan):
+    if done.is_file() and _trained_with(done) == _plan_dict(plan, task):
         log(f"{label}: reusing the trained model in {directory}")
         return directory
     if directory.exists():
         shutil.rmtree(directory)  # half-written by an interrupted run
-    build_tokenizer(corpus(), directory, vocab_size=320)
+    build_tokenizer(task.corpus(), directory, vocab_size=task.vocab_size)
     build_tiny_qwen2(directory, hidden=plan.hidden, layers=plan.layers, heads=2, head_dim=64, seed=plan.seed)
     started = time.monotonic()
-    losses = _train(directory, plan, style, label)
-    report = {**_plan_dict(plan), "final_loss": losses[-1], "seconds": round(time.monotonic() - started, 1)}
+    losses = _train(directory, plan, task, label)
+    report = {
+        **_plan_dict(plan, task),
+        "final_loss": losses[-1],
+        "seconds": round(time.monotonic() - started, 1),
+    }
     done.write_text(json.dumps({**report, "losses": losses}, indent=1) + "\n")
     log(f"{label}: {plan.steps} steps in {report['seconds']} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     return directory
 
 
-def _plan_dict(plan: PretrainPlan) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(json.dumps(asdict(plan)))  # tuples as lists, as read from JSON
+def _plan_dict(plan: PretrainPlan, task: TrainingTask) -> dict[str, Any]:
+    record = {**asdict(plan), "task": task.name, "task_settings": task.extra}
+    loaded: dict[str, Any] = json.loads(json.dumps(record))  # tuples as lists, as read from JSON
     return loaded
 
 
 def _trained_with(done: Path) -> dict[str, Any]:
-    """The plan a finished model was trained with (a model from another plan is retrained)."""
+    """The plan and task a finished model was trained with (a model from another plan is retrained).
+
+    pretrain.json files written before tasks were recorded hold sums models.
+    """
     stored = json.loads(done.read_text())
-    return {k: stored.get(k) for k in PretrainPlan.__dataclass_fields__}
+    found = {k: stored.get(k) for k in PretrainPlan.__dataclass_fields__}
+    return {**found, "task": stored.get("task", "sums"), "task_settings": stored.get("task_settings", {})}
 
 
-def _train(directory: Path, plan: PretrainPlan, style: Style, label: str) -> list[float]:
+def _train(directory: Path, plan: PretrainPlan, task: TrainingTask, label: str) -> list[float]:
     """AdamW with warm-up and cosine decay; returns the loss of every step and saves the weights."""
     import torch
     import transformers
@@ -104,9 +150,7 @@ def _train(directory: Path, plan: PretrainPlan, style: Style, label: str) -> lis
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
     warmup = max(1, plan.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, plan.steps))
-    batches = _batches(
-        tokenizer, stream(plan.seed + 1, digit_weights=plan.digit_weights), style, plan.batch_size
-    )
+    batches = _batches(tokenizer, task, task.stream(plan.seed + 1), plan.batch_size)
     losses: list[float] = []
     with tqdm(total=plan.steps, desc=f"training {label}", unit="step") as bar:
         for _ in range(plan.steps):
@@ -130,7 +174,9 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _batches(tokenizer: Any, items: Iterator[Sum], style: Style, size: int) -> Iterator[tuple[Any, Any, Any]]:
+def _batches(
+    tokenizer: Any, task: TrainingTask, items: Iterator[Any], size: int
+) -> Iterator[tuple[Any, Any, Any]]:
     """Right-padded batches; labels are -100 outside the assistant's answer (and its end-of-turn token)."""
     import torch
 
@@ -138,8 +184,8 @@ def _batches(tokenizer: Any, items: Iterator[Sum], style: Style, size: int) -> I
     while True:
         rows = []
         for item in (next(items) for _ in range(size)):
-            prompt = tokenizer(chat_prompt(item.problem), add_special_tokens=False)["input_ids"]
-            answer = tokenizer(style(item) + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            prompt = tokenizer(chat_prompt(task.problem(item)), add_special_tokens=False)["input_ids"]
+            answer = tokenizer(task.answer(item) + "<|im_end|>", add_special_tokens=False)["input_ids"]
             rows.append((prompt + answer, [-100] * len(prompt) + answer))
         width = max(len(ids) for ids, _ in rows)
         ids = torch.tensor([r[0] + [pad] * (width - len(r[0])) for r in rows])
