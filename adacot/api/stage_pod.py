@@ -18,6 +18,16 @@ NPROC_ENV = "ADACOT_NPROC_PER_NODE"
 SECRET_ENV_PREFIX = "ADACOT_SECRET_"
 """Prefix of the variables that carry Secret keys (SecretRef.env_var)."""
 
+VALIDATION_FAILED_EXIT_CODE = 2
+"""Exit code of a stage that rejects its spec or its inputs (click's usage-error code too): the operator
+fails the Job at once, without retries, and reports reason ValidationFailed."""
+
+
+class ValidationFailed(ValueError):
+    """The stage's inputs contradict each other or its spec (e.g. P_eval graded differently from the
+    bank), so retrying cannot help; the stage commands exit with VALIDATION_FAILED_EXIT_CODE."""
+
+
 RUN_FLAG = "--run"
 """DifficultyBank: NAME=DIR of a GradingRun's artifact (repeatable)."""
 BANK_FLAG = "--bank"

@@ -7,7 +7,8 @@ Layout under the output directory (besides the artifact contract of adacot.artif
     _work/graded/log-<i>-of-<N>.jsonl   phase 1: shard i's GradedQuestion records (unsolved ones pending)
     _work/graded/stats-<i>-of-<N>.json  shard i's counters and generator usage, summed over its runs
     _work/log-<i>-of-<N>.jsonl          phase 2: the same records with levels, merged into data/
-    summary.json                        accuracy, level histogram, P_eval, unverifiable count
+    summary.json                        accuracy, level histogram, P_eval, unverifiable count, and the
+                                        cut points the levels used (`cut_points`: bins or fitted quantiles)
 
 A shard takes the questions whose stable id hashes to it, skips those already in its phase-1 log,
 grades the rest in chunks of `inference.batchSize` and appends each chunk's records as it finishes (a
@@ -238,9 +239,9 @@ def _merged(
     resource: GradingRun, count: int, artifact: ArtifactDir, counters: dict[str, Any]
 ) -> tuple[dict[str, Any], Manifest]:
     """Phase 2 (levels over every shard's scores), data/ sorted by id; the summary and the manifest."""
-    _assign_levels(resource, artifact, count)
+    cut_points = _assign_levels(resource, artifact, count)
     merge_logs(artifact, GradedQuestion, count)
-    metrics = _metrics(artifact, counters)
+    metrics = {**_metrics(artifact, counters), "cut_points": cut_points}
     manifest = Manifest(
         kind=resource.KIND,
         name=resource.metadata.name,
@@ -251,19 +252,27 @@ def _merged(
     return _summary(resource, metrics), manifest
 
 
-def _assign_levels(resource: GradingRun, artifact: ArtifactDir, count: int) -> None:
-    """Each phase-1 log copied to `_work/log-*` with levels (resumable: a finished copy is kept)."""
+def _assign_levels(resource: GradingRun, artifact: ArtifactDir, count: int) -> list[float | None]:
+    """Each phase-1 log copied to `_work/log-*` with levels (resumable: a finished copy is kept); returns
+    the cut points the levels were made with (recorded in the summary, see levels.effective_cuts)."""
     phase1 = [
         AppendLog(artifact.work_dir / PHASE1_DIR, ShardSpec(i, count), GradedQuestion) for i in range(count)
     ]
-    pending = ((r.key, r.score) for log in phase1 for r in log.records() if r.reason == PENDING_LEVEL)
-    table = level_table(((k, s) for k, s in pending if s is not None), resource.spec.grader.levels)
+    pending = [
+        (r.key, r.score)
+        for log in phase1
+        for r in log.records()
+        if r.reason == PENDING_LEVEL and r.score is not None
+    ]
+    mapping = resource.spec.grader.levels
+    table = level_table(pending, mapping)
     for index, source in enumerate(phase1):
         with source, AppendLog(artifact.work_dir, ShardSpec(index, count), GradedQuestion) as levelled:
             if not levelled.is_done:
                 for record in source.records():
                     levelled.append(assign_level(record, table))
                 levelled.mark_done()
+    return levels.effective_cuts([score for _, score in pending], mapping)
 
 
 def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
@@ -304,4 +313,5 @@ def _summary(resource: GradingRun, metrics: dict[str, Any]) -> dict[str, Any]:
         "model": resource.spec.model.identity(),
         **{k: metrics[k] for k in keys},
         "unverifiable_reasons": metrics["unverifiable_reasons"],
+        "cut_points": metrics["cut_points"],
     }

@@ -162,6 +162,13 @@ def quantile_cuts(scores: Sequence[float]) -> list[float | None]:
     return cuts
 
 
+def effective_cuts(scores: Sequence[float], mapping: LevelMapping) -> list[float | None]:
+    """The cut points c1..c4 a run's levels were made with: the fixed bins, or the quantile cuts fitted on
+    this run's unsolved `scores`. Recorded in the run's summary so that a bank can re-level other scores
+    on the same scale (DifficultyBank levels.cutPointsFrom)."""
+    return quantile_cuts(scores) if mapping.mode == "quantiles" else list(mapping.cut_points)
+
+
 def levels_for(scores: Sequence[float], mapping: LevelMapping) -> list[int]:
     """Levels 1..5 of a run's unsolved scores under `mapping` (fixed bins or this run's quantiles)."""
     if mapping.mode == "quantiles":
