@@ -3,9 +3,11 @@
 Writes an artifact of BankEntry rows (data/, MANIFEST.json whose metrics hold target vs achieved shares
 and the shortfall moves, summary.json, _SUCCESS), then prints a table of target vs achieved. The
 distribution flags are validated through the same pydantic models a DistillationJob YAML uses, before
-the bank is read; sampling errors (empty bank, N too large, a short level under --shortfall fail)
-become one-line errors with exit code 1. A DistillationJob samples the same way inside its pipeline
-(adacot.stages.sample); this command is for looking at a sample before paying a teacher for it.
+the bank is read; sampling errors (empty bank, N too large, a short level under --shortfall fail, fewer
+than N questions at the levels with a share: an excluded level such as level 0 under --exclude-easy
+never makes up the difference) become one-line errors with exit code 1, before anything is written.
+A DistillationJob samples the same way inside its pipeline (adacot.stages.sample); this command is
+for looking at a sample before paying a teacher for it.
 """
 
 from __future__ import annotations
@@ -103,13 +105,15 @@ def format_table(result: SampleResult) -> str:
     help="P_eval: a GradingRun artifact directory (its summary.json level counts).",
 )
 @click.option("--table", default=None, help="Explicit weights per level, e.g. 0=0.1,1=0.3,2=0.3,3=0.3.")
-@click.option("--exclude-easy", is_flag=True, help="Give level 0 no share (with --from-grading or --table).")
+@click.option(
+    "--exclude-easy", is_flag=True, help="Give level 0 no share: it never receives draws, even to keep N."
+)
 @click.option(
     "--shortfall",
     type=click.Choice(["redistribute", "fail"]),
     default="redistribute",
     show_default=True,
-    help="A level with too few questions: move its deficit to the nearest levels, or fail.",
+    help="A level with too few questions: move its deficit to the nearest levels with a share, or fail.",
 )
 @click.option(
     "--balance-by",

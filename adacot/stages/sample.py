@@ -13,11 +13,14 @@ The rules, in order:
    N * share, and a level with share 0 gets 0.
 3. Shortfall, when a level's target exceeds what the bank holds at that level (a level the bank lacks
    entirely holds 0): `fail` raises `SampleError` naming every short level with wanted and available.
-   `redistribute` keeps all the level has and gives its deficit to the nearest levels with spare
-   questions, distance 1 first, then 2, ...; at equal distance the easier (lower) neighbour is filled
-   first. Short levels are handled easiest first. Every move is reported (`Move`) and described in
-   `messages`. A level whose share is 0 can receive moved questions when it is the nearest with
-   spare: N is kept over the shape. Since N <= bank size there is always room.
+   `redistribute` keeps all the level has and gives its deficit to the nearest ALLOWED levels with
+   spare questions, distance 1 first, then 2, ...; at equal distance the easier (lower) neighbour is
+   filled first. Short levels are handled easiest first. Every move is reported (`Move`) and described
+   in `messages`. Allowed levels are those with a positive share: a level with share 0 was excluded
+   (level 0 under excludeEasy, a prior's easy weight 0, a level a table leaves out, a level P_eval never
+   saw) and never receives draws, so a redistributed sample never holds questions the distribution
+   ruled out. When the allowed levels together hold fewer than N questions, `SampleError` says how many
+   they hold and that N was asked, under either policy, before anything is drawn.
 4. Drawing: each level's entries are sorted by id (so the bank's order does not matter), shuffled by a
    `random.Random` seeded from sha256(seed, level) (levels draw independently: changing one level's
    quota leaves the others' picks alone), and the first `quota` are taken. With balance_by="source" the
@@ -36,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -166,22 +169,40 @@ def _shortfall_error(
     )
 
 
-def _neighbours(level: int) -> list[int]:
-    """Other levels by distance, the easier one first at equal distance."""
-    others = [lv for lv in LEVELS if lv != level]
+def _excluded_error(n: int, available: Mapping[int, int], distribution: Distribution) -> SampleError | None:
+    """The error when the allowed levels (positive share) hold fewer than N questions, else None."""
+    allowed = distribution.levels_wanted()
+    held = sum(available[lv] for lv in allowed)
+    if held >= n:
+        return None
+    excluded = [lv for lv in LEVELS if lv not in allowed]
+    names = ", ".join(str(lv) for lv in excluded)
+    each = ", ".join(f"level {lv}: {available[lv]}" for lv in allowed)
+    return SampleError(
+        f"only {held} questions are available outside the excluded level{'s' * (len(excluded) > 1)} "
+        f"{names} ({each}), N={n} asked: a level with share 0 ({distribution.kind}"
+        f"{': ' + distribution.detail if distribution.detail else ''}) never receives draws; lower N, "
+        "grow the bank, or give those levels a share"
+    )
+
+
+def _neighbours(level: int, allowed: Collection[int]) -> list[int]:
+    """Other allowed levels by distance, the easier one first at equal distance."""
+    others = [lv for lv in LEVELS if lv != level and lv in allowed]
     return sorted(others, key=lambda lv: (abs(lv - level), lv))
 
 
 def redistribute(
-    targets: Mapping[int, int], available: Mapping[int, int]
+    targets: Mapping[int, int], available: Mapping[int, int], allowed: Collection[int]
 ) -> tuple[dict[int, int], list[Move]]:
-    """Quotas after moving each short level's deficit to its nearest levels with spare (see rule 3)."""
+    """Quotas after moving each short level's deficit to its nearest `allowed` levels with spare (see
+    rule 3); the allowed levels must hold N between them."""
     quotas = dict(targets)
     moves: list[Move] = []
     for level in _short_levels(targets, available):
         deficit = quotas[level] - available[level]
         quotas[level] = available[level]
-        for other in _neighbours(level):
+        for other in _neighbours(level, allowed):
             give = min(deficit, available[other] - quotas[other])
             if give > 0:
                 quotas[other] += give
@@ -190,7 +211,7 @@ def redistribute(
             if deficit == 0:
                 break
         if deficit:
-            raise AssertionError(f"level {level}: {deficit} left over although N <= bank size")
+            raise AssertionError(f"level {level}: {deficit} left over though the allowed levels hold N")
     return quotas, moves
 
 
@@ -263,7 +284,10 @@ def sample(
     short = _short_levels(targets, available)
     if short and shortfall == "fail":
         raise _shortfall_error(short, targets, available)
-    quotas, moves = redistribute(targets, available)
+    excluded = _excluded_error(n, available, distribution)
+    if excluded is not None:
+        raise excluded
+    quotas, moves = redistribute(targets, available, distribution.levels_wanted())
     chosen = [e for lv in LEVELS for e in _draw(by_level[lv], quotas[lv], level_rng(seed, lv), balance_by)]
     taken = Counter(e.level for e in chosen)
     tallies = {lv: LevelTally(targets[lv], available[lv], quotas[lv], taken[lv]) for lv in LEVELS}

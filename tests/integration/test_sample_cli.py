@@ -118,6 +118,13 @@ def test_p_eval_from_a_grading_artifact(bank_dir: Path, tmp_path: Path) -> None:
     [
         (["--size", "200", "--prior", "5:4:3:2:1"], "N=200 is larger than the bank (133 questions)"),
         (["--size", "30", "--table", "5=1", "--shortfall", "fail"], "level 5: wanted 30, available 3"),
+        # excludeEasy: 93 questions outside level 0, N=100; level 0 must not make up the difference.
+        (
+            ["--size", "100", "--table", "0=1,1=1,2=1,3=1,4=1,5=1", "--exclude-easy"],
+            "only 93 questions are available outside the excluded level 0 (level 1: 30, level 2: 30, "
+            "level 3: 20, level 4: 10, level 5: 3), N=100 asked",
+        ),
+        (["--size", "100", "--prior", "5:4:3:2:1"], "only 93 questions are available outside the excluded"),
         (["--size", "10", "--prior", "1:2:3:4:5"], "strictly decreasing"),
         (["--size", "10", "--prior", "5:4:x"], "expected numbers separated by ':'"),
         (["--size", "10", "--table", "7=1"], "keys must be levels 0 to 5"),

@@ -10,12 +10,13 @@ from collections import Counter
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from adacot.api.common import TaskType
+from adacot.api.distillation_job import PriorSpec
 from adacot.artifacts.rows import BankEntry, Question
-from adacot.stages.distribution import Distribution, from_table
+from adacot.stages.distribution import Distribution, from_grading_summary, from_prior, from_table
 from adacot.stages.sample import Move, SampleError, SampleResult, allocate, redistribute, sample
 
 LEVELS = range(6)
@@ -97,7 +98,13 @@ def test_sample_properties(sizes: list[int], weights: list[float], seed: int, da
     bank = make_bank(sizes)
     n = data.draw(st.integers(1, len(bank)), label="n")
     d = dist(weights)
+    allowed = sum(size for size, w in zip(sizes, weights, strict=True) if w > 0)
+    if n > allowed:  # the levels with a share cannot supply N: never filled from excluded levels
+        with pytest.raises(SampleError, match=f"only {allowed} questions are available .* N={n} asked"):
+            sample(bank, d, n, seed)
+        return
     result = sample(bank, d, n, seed)
+    assert all(result.levels[lv].taken == 0 for lv in LEVELS if weights[lv] == 0)
     chosen = ids(result)
     assert len(chosen) == n == len(set(chosen))  # exact size, no repeats
     assert set(chosen) <= {e.question.id for e in bank}
@@ -153,15 +160,18 @@ def test_levels_draw_independently() -> None:
 
 
 def check_nearest(result: SampleResult) -> None:
-    """Every move went to the nearest level with spare, the easier one first at equal distance: all
-    closer levels (and the easier one at the same distance) must be full at the end."""
+    """Every move went to the nearest allowed level (positive share) with spare, the easier one first at
+    equal distance: all closer allowed levels (and the easier one at the same distance) must be full at
+    the end."""
+    allowed = set(result.distribution.levels_wanted())
     full = {lv for lv, t in result.levels.items() if t.taken == t.available}
     for move in result.moves:
+        assert move.to_level in allowed, move
         d = abs(move.to_level - move.from_level)
         closer = {lv for lv in LEVELS if 0 < abs(lv - move.from_level) < d}
         if move.to_level > move.from_level:
             closer |= {move.from_level - d} & set(LEVELS)
-        assert closer <= full, (move, result.levels)
+        assert closer & allowed <= full, (move, result.levels)
 
 
 @PROPERTY
@@ -169,7 +179,9 @@ def check_nearest(result: SampleResult) -> None:
 def test_redistribute_conserves_n_and_moves_to_nearest(
     sizes: list[int], weights: list[float], seed: int, data: st.DataObject
 ) -> None:
-    n = data.draw(st.integers(1, sum(sizes)), label="n")
+    allowed = sum(size for size, w in zip(sizes, weights, strict=True) if w > 0)
+    assume(allowed > 0)
+    n = data.draw(st.integers(1, allowed), label="n")
     result = sample(make_bank(sizes), dist(weights), n, seed, shortfall="redistribute")
     assert len(result.entries) == n
     check_nearest(result)
@@ -199,7 +211,9 @@ def test_fail_raises_with_the_numbers(
         data.draw(st.integers(0, targets[lv] - 1)) if lv in short else targets[lv] + spare[lv]
         for lv in LEVELS
     ]
-    roomy = next(lv for lv in LEVELS if lv not in short)
+    # The missing questions sit at a level with a share (one with share 0 never receives draws).
+    roomy = next((lv for lv in LEVELS if lv not in short and weights[lv] > 0), None)
+    assume(roomy is not None)
     sizes[roomy] += sum(targets[lv] - sizes[lv] for lv in short)
     with pytest.raises(SampleError) as caught:
         sample(make_bank(sizes), d, n, seed, shortfall="fail")
@@ -213,24 +227,70 @@ def test_fail_raises_with_the_numbers(
 def test_redistribute_table() -> None:
     # Level 3 wants 6 and has 1: 5 go to level 2 (easier, distance 1) up to its spare 2, then level 4
     # (distance 1) takes 3.
-    quotas, moves = redistribute({0: 0, 1: 0, 2: 2, 3: 6, 4: 2, 5: 0}, {0: 9, 1: 9, 2: 4, 3: 1, 4: 9, 5: 9})
+    allowed = (2, 3, 4)
+    quotas, moves = redistribute(
+        {0: 0, 1: 0, 2: 2, 3: 6, 4: 2, 5: 0}, {0: 9, 1: 9, 2: 4, 3: 1, 4: 9, 5: 9}, allowed
+    )
     assert moves == [Move(3, 2, 2), Move(3, 4, 3)]
     assert quotas == {0: 0, 1: 0, 2: 4, 3: 1, 4: 5, 5: 0}
     # A missing hardest level spills over level 4 (full) into level 3 and then level 2.
-    quotas, moves = redistribute({0: 0, 1: 0, 2: 0, 3: 0, 4: 3, 5: 7}, {0: 9, 1: 9, 2: 9, 3: 2, 4: 3, 5: 0})
+    quotas, moves = redistribute(
+        {0: 0, 1: 0, 2: 0, 3: 0, 4: 3, 5: 7}, {0: 9, 1: 9, 2: 9, 3: 2, 4: 3, 5: 0}, range(6)
+    )
     assert moves == [Move(5, 3, 2), Move(5, 2, 5)]
+    # Only allowed levels receive: level 1 is nearer level 2's deficit, but only level 4 is allowed.
+    quotas, moves = redistribute({0: 0, 1: 0, 2: 3, 3: 0, 4: 1, 5: 0}, {lv: 2 for lv in range(6)}, (2, 4))
+    assert moves == [Move(2, 4, 1)] and quotas == {0: 0, 1: 0, 2: 2, 3: 0, 4: 2, 5: 0}
 
 
 def test_level_missing_from_bank_is_reported() -> None:
     bank = make_bank([5, 5, 5, 5, 5, 0])
-    result = sample(bank, from_table({"5": 1}), 7, 0)
-    assert [(m.from_level, m.to_level, m.count) for m in result.moves] == [(5, 4, 5), (5, 3, 2)]
+    result = sample(bank, from_table({"3": 1, "4": 1, "5": 1}), 9, 0)
+    assert [(m.from_level, m.to_level, m.count) for m in result.moves] == [(5, 4, 2), (5, 3, 1)]
     assert result.messages == (
-        "level 5 short by 7 (wanted 7, the bank has no questions at this level): "
-        "moved 5 to level 4, 2 to level 3",
+        "level 5 short by 3 (wanted 3, the bank has no questions at this level): "
+        "moved 2 to level 4, 1 to level 3",
     )
-    with pytest.raises(SampleError, match="level 5: wanted 7, available 0"):
-        sample(bank, from_table({"5": 1}), 7, 0, shortfall="fail")
+    with pytest.raises(SampleError, match="level 5: wanted 3, available 0"):
+        sample(bank, from_table({"3": 1, "4": 1, "5": 1}), 9, 0, shortfall="fail")
+
+
+# ---------------------------------------------------------------------------- excluded levels (share 0)
+
+
+def test_exclude_easy_never_fills_from_level_0() -> None:
+    """The reproduction of issue 14: 34 questions outside level 0, N=40 with excludeEasy; main drew 6 of
+    the 40 from level 0. Now: a clear error with the numbers, and N within reach draws no level 0."""
+    bank = make_bank([100, 5, 9, 10, 6, 4])
+    excluded = from_grading_summary({"level_counts": {"0": 50, "1": 10, "2": 10, "3": 10}}, exclude_easy=True)
+    with pytest.raises(SampleError) as caught:
+        sample(bank, excluded, 40, 0)
+    assert str(caught.value).startswith(
+        "only 24 questions are available outside the excluded levels 0, 4, 5 "
+        "(level 1: 5, level 2: 9, level 3: 10), N=40 asked"
+    )
+    with pytest.raises(SampleError, match="only 34 questions are available outside the excluded level 0 "):
+        sample(bank, from_table({str(lv): 1 for lv in range(6)}, exclude_easy=True), 40, 0)
+    result = sample(bank, from_table({str(lv): 1 for lv in range(6)}, exclude_easy=True), 34, 0)
+    assert result.levels[0].taken == 0 and len(result.entries) == 34
+
+
+@pytest.mark.parametrize(
+    "distribution",
+    [
+        from_prior(PriorSpec()),  # easy weight 0
+        from_table({"1": 1, "2": 1, "3": 1, "4": 1, "5": 1}),  # a table leaving level 0 out
+        from_table({"0": 1, "1": 1, "2": 1, "3": 1, "4": 1, "5": 1}, exclude_easy=True),
+    ],
+    ids=["prior", "table-omits-0", "exclude-easy"],
+)
+def test_zero_share_levels_never_receive_draws(distribution: Distribution) -> None:
+    bank = make_bank([50, 2, 30, 30, 30, 30])
+    result = sample(bank, distribution, 60, 5)
+    assert result.levels[0].taken == 0 and result.levels[1].taken == 2
+    assert all(m.to_level != 0 for m in result.moves) and len(result.entries) == 60
+    with pytest.raises(SampleError, match="only 122 questions are available outside the excluded level 0"):
+        sample(bank, distribution, 123, 5)
 
 
 # ------------------------------------------------------------------------------------- balance_by
