@@ -4,8 +4,11 @@ Callers: `adacot stage distillationjob` (one pod of an Indexed Job), `adacot dis
 
 Before anything expensive, in this order: the bank is read (an incomplete artifact or an empty bank is
 an error), the distribution is resolved (fromGradingRun needs `eval_dir`, the GradingRun's artifact),
-the sample is drawn (N larger than the bank, or a short level under `shortfall: fail`, is an error) and
-decontaminated, then the teacher endpoint is probed (a refused connection is an error). The sample is
+the bank is decontaminated, the sample is drawn from the clean bank (N larger than the clean bank, a
+short level under `shortfall: fail`, or fewer than N questions at the levels with a share - excluded
+levels never make up the difference - is an error naming the counts), then the teacher endpoint is
+probed (a refused connection is an error). Decontaminating before drawing keeps the job at exactly N
+questions in the sampler's reported shape instead of dropping some after the draw. The sample is
 saved as `sample.jsonl` (with `sample.json`: the sampler's report, removed questions, and the inputs
 that made it), so every shard and every restart distils the same questions; a restart whose spec or
 bank no longer matches the saved sample is refused.
@@ -13,7 +16,7 @@ bank no longer matches the saved sample is refused.
 Layout under the output directory (besides the artifact contract of adacot.artifacts.store)::
 
     sample.jsonl, sample.json      the plan (BankEntry rows; report)
-    removed/contaminated.jsonl     sampled questions dropped by decontamination, with the match
+    removed/contaminated.jsonl     bank questions dropped by decontamination before drawing, with the match
     records/_work/log-<i>-of-<N>   shard i's DistilledQuestion records, one line per question, flushed
     records/_work/stats-<i>-of-<N> shard i's counters and teacher usage, summed over its runs
     records/                       merged DistilledQuestion records (every sample, outcome, verdict)
@@ -43,7 +46,7 @@ from dataclasses import asdict
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -61,6 +64,10 @@ from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
 from adacot.progress.meter import ProgressCallback
 from adacot.stages.decontaminate import BenchmarkIndex
 from adacot.stages.distill import DistillStats, Verifiers, decontaminate, distill_chunk
+
+if TYPE_CHECKING:
+    from adacot.stages.distribution import Distribution
+    from adacot.stages.sample import SampleResult
 
 SAMPLE_ROWS, SAMPLE_REPORT = "sample.jsonl", "sample.json"
 RECORDS_DIR, TRACES_DIR = "records", "traces"
@@ -144,7 +151,7 @@ def load_or_draw(
     eval_dir: str | Path | None,
     base_dir: str | Path | None,
 ) -> list[BankEntry]:
-    """The saved sample, or a freshly drawn and decontaminated one (saved before it is returned)."""
+    """The saved sample, or a fresh one drawn from the decontaminated bank (saved before it is returned)."""
     bank = list(read_records(bank_dir, BankEntry))  # raises clearly for an incomplete artifact
     inputs = _sample_inputs(spec, bank_dir)
     report_path = root / SAMPLE_REPORT
@@ -159,23 +166,39 @@ def load_or_draw(
     if not bank:
         raise ValueError(f"bank {bank_dir} holds no questions: there is nothing to sample")
     from adacot.stages.distribution import resolve
-    from adacot.stages.sample import sample
 
-    summary = _eval_summary(spec, eval_dir)
-    drawn = sample(
-        bank,
-        resolve(spec.distribution, eval_summary=summary),
-        spec.size,
-        spec.seed,
-        shortfall=spec.shortfall,
-        balance_by=spec.balance_by,
-    )
-    clean, removed = decontaminate(drawn.entries, _benchmark_index(spec, base_dir))
+    distribution = resolve(spec.distribution, eval_summary=_eval_summary(spec, eval_dir))
+    # Decontaminate the bank, then draw: the job gets exactly N clean questions in the target shape.
+    clean, removed = decontaminate(bank, _benchmark_index(spec, base_dir))
     _jsonl(root / "removed" / "contaminated.jsonl", [asdict(r) for r in removed])
-    atomic_write_bytes(root / SAMPLE_ROWS, b"".join(e.model_dump_json().encode() + b"\n" for e in clean))
+    drawn = _draw(spec, distribution, clean, len(bank), len(removed))
+    atomic_write_bytes(
+        root / SAMPLE_ROWS, b"".join(e.model_dump_json().encode() + b"\n" for e in drawn.entries)
+    )
     report = {"inputs": inputs, "sampler": drawn.as_dict(), "contaminated": len(removed)}
     write_json(report_path, report)  # written last
-    return clean
+    return list(drawn.entries)
+
+
+def _draw(
+    spec: DistillationJobSpec, distribution: Distribution, clean: list[BankEntry], total: int, removed: int
+) -> SampleResult:
+    """The sample of the clean bank; errors say what decontamination took away."""
+    from adacot.stages.sample import SampleError, sample
+
+    if removed and spec.size > len(clean):
+        raise ValueError(
+            f"N={spec.size} is larger than the bank after decontamination ({len(clean)} clean of {total} "
+            f"questions; {removed} overlap the benchmarks, listed in removed/contaminated.jsonl)"
+        )
+    try:
+        return sample(
+            clean, distribution, spec.size, spec.seed, shortfall=spec.shortfall, balance_by=spec.balance_by
+        )
+    except SampleError as error:
+        if not removed:
+            raise
+        raise SampleError(f"{error} (after decontamination removed {removed} bank questions)") from None
 
 
 def _eval_summary(spec: DistillationJobSpec, eval_dir: str | Path | None) -> dict[str, Any] | None:
