@@ -1,9 +1,10 @@
 """DifficultyBank: the reusable, per-model bank of graded questions ("static experience").
 
 Read by the bank stage, the operator, the CRD generator, and DistillationJob (which samples from a bank).
-A bank's inputs are its `sources` plus every GradingRun whose `spec.bankRef` names it (see
-`adacot.api.dependency_graph`). Limits: that all sources grade the same model is a cross-object check
-made by the stage (it fails with reason ValidationFailed), not by this schema.
+A bank's inputs are its `sources`, the GradingRun named by `levels.cutPointsFrom` (read for its cut
+points only) and every GradingRun whose `spec.bankRef` names it (see `adacot.api.dependency_graph`).
+Limits: that all sources (and the cut-point run) grade the same model with the same grader is a
+cross-object check made by the stage (it fails with reason ValidationFailed), not by this schema.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ class DedupeSpec(ApiModel):
     )
 
 
+class BankLevels(ApiModel):
+    """How the bank levels its unsolved questions (1..5), when not as each source graded them."""
+
+    cut_points_from: LocalObjectReference = Field(
+        description="A GradingRun (usually the evaluation run P_eval comes from) whose cut points "
+        "re-level every unsolved entry by its score: with that run's grader.levels.mode quantiles, the cut "
+        "points are fitted on its scores and frozen into the bank, so P_eval and the bank share one scale. "
+        "The run must grade the same model with the same grader as the sources; it adds no questions "
+        "unless it also feeds the bank."
+    )
+
+
 MODEL_MESSAGE = "model is required when every source is a path (it cannot be read from a GradingRun)"
 
 
@@ -77,6 +90,11 @@ class DifficultyBankSpec(CommonSpec):
         description="Inputs besides the GradingRuns whose bankRef names this bank.",
     )
     dedupe: DedupeSpec = Field(default_factory=DedupeSpec, description="Duplicate handling.")
+    levels: BankLevels | None = Field(
+        default=None,
+        description="Re-level unsolved questions with a GradingRun's cut points; unset keeps the "
+        "level each source assigned (fixed bins 0.2/0.4/0.6/0.8 unless a source's grader says otherwise).",
+    )
     decontamination: DecontaminationSpec | None = Field(
         default=None, description="Drop questions that overlap evaluation benchmarks."
     )
@@ -110,4 +128,8 @@ class DifficultyBank(Resource[DifficultyBankSpec, DifficultyBankStatus]):
     kind: Literal["DifficultyBank"] = Field(default="DifficultyBank", description="DifficultyBank.")
 
     def references(self) -> list[tuple[str, str]]:
-        return [("GradingRun", s.grading_run_ref.name) for s in self.spec.sources if s.grading_run_ref]
+        refs = [("GradingRun", s.grading_run_ref.name) for s in self.spec.sources if s.grading_run_ref]
+        levels = self.spec.levels
+        if levels is not None and ("GradingRun", levels.cut_points_from.name) not in refs:
+            refs.append(("GradingRun", levels.cut_points_from.name))
+        return refs

@@ -150,6 +150,14 @@ class DifficultyBankStatus(ResourceStatus):
     contaminated_removed: int | None = Field(
         default=None, ge=0, description="Questions dropped by decontamination."
     )
+    cut_points: list[float | None] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="Cut points c1..c4 the unsolved questions were re-levelled with (levels.cutPointsFrom; "
+        "null: a level no score reached when they were fitted); unset when the sources' levels were kept.",
+    )
+    cut_points_from: str | None = Field(default=None, description="The GradingRun the cut points came from.")
 
 
 class DistillationJobStatus(ResourceStatus):

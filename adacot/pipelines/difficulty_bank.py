@@ -2,9 +2,12 @@
 
 Callers: `adacot stage difficultybank` (a pod), `adacot bank`, `adacot run`. Sources are a GradingRun's
 artifact directory (its MANIFEST.json names the model) or a JSONL/Parquet file of GradedQuestion rows
-(model unknown: the bank's spec.model is used). `gradingRunRef` sources, and GradingRuns whose bankRef
-names the bank, are resolved by the caller into directories (`runs`): the core library does not know
-where a cluster keeps artifacts.
+(model unknown: the bank's spec.model is used). `gradingRunRef` sources, GradingRuns whose bankRef
+names the bank and the `levels.cutPointsFrom` run are resolved by the caller into directories (`runs`):
+the core library does not know where a cluster keeps artifacts. The cut-point run is read for its cut
+points only (adacot.pipelines.level_scale), unless it is also a source or its bankRef names the bank;
+it must grade the sources' model with their grader, and every unsolved entry is re-levelled with its cut
+points, which summary.json, MANIFEST.json and the status record (`cut_points`, `cut_points_from`).
 
 Output (an artifact directory): data/part-*.jsonl of BankEntry, removed/contaminated.jsonl (each
 removal with the matching benchmark question and a shared n-gram), removed/duplicates.jsonl,
@@ -22,13 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from adacot.api.common import DatasetSpec, ModelSpec
-from adacot.api.difficulty_bank import DifficultyBank, DifficultyBankSpec
+from adacot.api.difficulty_bank import DifficultyBank
 from adacot.artifacts.datasets import read_rows
 from adacot.artifacts.jsonio import iter_records
 from adacot.artifacts.manifest import Manifest, atomic_write_bytes, read_manifest
 from adacot.artifacts.rows import BankEntry, GradedQuestion, question_id
 from adacot.artifacts.store import ArtifactDir, is_complete, read_records
 from adacot.artifacts.summary import read_summary, write_summary
+from adacot.pipelines.level_scale import (
+    CutPointRun,
+    artifact_rule,
+    check_cut_point_run,
+    cut_point_run,
+    feeds_bank,
+)
 from adacot.pipelines.termination import write_termination_message
 from adacot.plots.histogram import write_level_histogram
 from adacot.stages.bank import BankResult, Duplicate, SourceRows, build_bank
@@ -44,7 +54,7 @@ def read_source(path: str | Path) -> SourceRows:
         manifest = read_manifest(where) if is_complete(where) else None
         rows = list(read_records(where, GradedQuestion))  # raises clearly for an incomplete artifact
         model = _model_of(manifest.spec) if manifest is not None else None
-        return SourceRows(origin=str(where), model=model, rows=rows)
+        return SourceRows(origin=str(where), model=model, rows=rows, rule=artifact_rule(where))
     if not where.is_file():
         raise FileNotFoundError(f"bank source {where} does not exist")
     return SourceRows(origin=str(where), model=None, rows=list(iter_records(where, GradedQuestion)))
@@ -56,9 +66,12 @@ def _model_of(spec: Mapping[str, Any]) -> str | None:
 
 
 def resolve_sources(
-    spec: DifficultyBankSpec, runs: Mapping[str, str | Path], base_dir: str | Path | None
+    resource: DifficultyBank, runs: Mapping[str, str | Path], base_dir: str | Path | None
 ) -> list[Path]:
-    """Source paths in spec order, then the remaining `runs` (GradingRuns feeding the bank by bankRef)."""
+    """Source paths in spec order, then the remaining `runs` (GradingRuns feeding the bank by bankRef;
+    the levels.cutPointsFrom run only when its bankRef names this bank)."""
+    spec = resource.spec
+    cut_run = spec.levels.cut_points_from.name if spec.levels is not None else None
     paths: list[Path] = []
     used: set[str] = set()
     for source in spec.sources:
@@ -71,7 +84,9 @@ def resolve_sources(
         else:
             assert source.path is not None
             paths.append(Path(source.path) if base_dir is None else Path(base_dir) / source.path)
-    paths += [Path(runs[name]) for name in sorted(runs) if name not in used]
+    for name in sorted(runs):
+        if name not in used and (name != cut_run or feeds_bank(Path(runs[name]), resource.metadata.name)):
+            paths.append(Path(runs[name]))
     return paths
 
 
@@ -106,13 +121,17 @@ def run_difficulty_bank(
     if artifact.complete:
         return read_summary(artifact.root)
     spec = resource.spec
-    sources = [read_source(p) for p in resolve_sources(spec, runs or {}, base_dir)]
+    cut_run = cut_point_run(resource, runs or {})
+    sources = [read_source(p) for p in resolve_sources(resource, runs or {}, base_dir)]
+    declared = spec.model.identity() if spec.model is not None else None
+    if cut_run is not None:
+        check_cut_point_run(cut_run, {s.origin: s.rule for s in sources}, declared)
     index = None
     if spec.decontamination is not None:
         decon = spec.decontamination
         index = BenchmarkIndex(load_benchmarks(decon.benchmarks, base_dir), decon.ngram, decon.threshold)
-    declared = spec.model.identity() if spec.model is not None else None
-    result = build_bank(sources, model=declared, dedupe=spec.dedupe, benchmarks=index)
+    cuts = cut_run.cuts if cut_run is not None else None
+    result = build_bank(sources, model=declared, dedupe=spec.dedupe, benchmarks=index, cuts=cuts)
     artifact.prepare()
     for number, start in enumerate(range(0, max(len(result.entries), 1), RECORDS_PER_FILE)):
         artifact.write_shard(
@@ -120,7 +139,7 @@ def run_difficulty_bank(
             result.entries[start : start + RECORDS_PER_FILE],
             BankEntry,
         )
-    summary = _summary(resource, result, len(sources))
+    summary = _summary(resource, result, sources, cut_run)
     _write_reports(artifact.root, resource, result, summary)
     artifact.finalize(
         Manifest(
@@ -134,18 +153,24 @@ def run_difficulty_bank(
     return summary
 
 
-def _summary(resource: DifficultyBank, result: BankResult, sources: int) -> dict[str, Any]:
+def _summary(
+    resource: DifficultyBank, result: BankResult, sources: Sequence[SourceRows], cut_run: CutPointRun | None
+) -> dict[str, Any]:
     return {
         "kind": resource.KIND,
         "name": resource.metadata.name,
         "model": result.model,
-        "sources": sources,
+        "sources": len(sources),
         "read": result.read,
         "questions": len(result.entries),
         "level_counts": {str(k): v for k, v in result.level_counts.items()},
         "duplicates_removed": len(result.duplicates),
         "contaminated_removed": len(result.contaminated),
         "ungraded": result.ungraded,
+        "cut_points": cut_run.cuts if cut_run is not None else None,
+        "cut_points_from": cut_run.name if cut_run is not None else None,
+        "source_rules": [{"origin": s.origin, "rule": s.rule} for s in sources],  # last: long, and the
+        # termination message drops keys from the end to fit
     }
 
 
@@ -176,7 +201,15 @@ def bank_markdown(summary: Mapping[str, Any]) -> str:
         f"- questions in the bank: {summary['questions']}\n"
         f"- duplicates removed: {summary['duplicates_removed']} (removed/duplicates.jsonl)\n"
         f"- contaminated removed: {summary['contaminated_removed']} (removed/contaminated.jsonl)\n"
-        f"- not graded (no level), skipped: {summary['ungraded']}\n\n"
+        f"- not graded (no level), skipped: {summary['ungraded']}\n"
+        f"- {_levels_line(summary)}\n\n"
         "| level | questions | share |\n| --- | --- | --- |\n"
         f"{rows}\n\nLevel 0 = solved by the model; 1..5 = unsolved, 5 hardest. ![levels](histogram.png)\n"
     )
+
+
+def _levels_line(summary: Mapping[str, Any]) -> str:
+    if summary.get("cut_points_from") is None:
+        return "levels: as each source graded them"
+    cuts = ", ".join("-" if c is None else f"{c:.4g}" for c in summary["cut_points"])
+    return f"levels: re-levelled with the cut points of GradingRun {summary['cut_points_from']}: {cuts}"

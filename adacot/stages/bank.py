@@ -13,6 +13,9 @@ Rules:
 - Duplicates are found by `normalise_question` (NFKC, case, whitespace, LaTeX spacing commands, spaces
   around symbols). The winner (`dedupe.onConflict`): `first` keeps the first occurrence in source order
   (then file order); `hardest` the highest level; `easiest` the lowest; ties go to the first occurrence.
+- Re-levelling (optional, `cuts`: the cut points of DifficultyBank levels.cutPointsFrom) gives every
+  unsolved entry the level 1..5 of its score under those cuts, before dedupe; solved entries stay 0.
+  An unsolved row without a score cannot be re-levelled and is an error naming it.
 - Decontamination (optional) runs after dedupe, with the rule of adacot.stages.decontaminate.
 - Entries come out sorted by question id (the artifact's order); two different questions under one id
   are an error, since a bank entry is addressed by its id.
@@ -22,19 +25,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from adacot.api.difficulty_bank import DedupeSpec
+from adacot.api.stage_pod import ValidationFailed
 from adacot.artifacts.rows import MAX_LEVEL, MIN_LEVEL, BankEntry, GradedQuestion
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination
+from adacot.stages.levels import level_from_cuts
 
 _LATEX_SPACING = re.compile(r"\\(?:[,;:!> ]|quad|qquad|enspace|thinspace|medspace|thickspace)")
 _SPACE_AROUND_SYMBOL = re.compile(r"\s*([^\w\s])\s*")
 
 
-class BankError(ValueError):
-    """The sources cannot form one bank (mixed models, conflicting ids)."""
+class BankError(ValidationFailed):
+    """The sources cannot form one bank (mixed models, conflicting ids, rows that cannot be re-levelled)."""
 
 
 def normalise_question(text: str) -> str:
@@ -46,11 +52,13 @@ def normalise_question(text: str) -> str:
 
 @dataclass(frozen=True)
 class SourceRows:
-    """One bank input: where it came from, the model it graded (None when unknown), its rows."""
+    """One bank input: where it came from, the model it graded (None when unknown), its rows, and its
+    grading rule (adacot.stages.grading_rule; None for a plain file)."""
 
     origin: str
     model: str | None
     rows: Sequence[GradedQuestion]
+    rule: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,15 +103,29 @@ def bank_model_name(sources: Sequence[SourceRows], declared: str | None) -> str:
     return models.pop()
 
 
-def _entry(row: GradedQuestion, model: str, origin: str) -> BankEntry:
+def _level(row: GradedQuestion, cuts: Sequence[float | None] | None, origin: str) -> int:
+    """The row's level, or its level under `cuts` when the bank re-levels (solved rows stay 0)."""
     assert row.level is not None
+    if cuts is None or row.level == 0 or (row.score is None and row.truncated):
+        return row.level  # solved, or put at level 5 unscored for a cut-off answer (grader.truncated)
+    if row.score is None:
+        raise BankError(
+            f"{origin}: unsolved question {row.key!r} has no score, so levels.cutPointsFrom cannot "
+            "re-level it; grade it with a grader that scores unsolved questions"
+        )
+    return level_from_cuts(row.score, cuts)
+
+
+def _entry(row: GradedQuestion, model: str, origin: str, cuts: Sequence[float | None] | None) -> BankEntry:
     return BankEntry(
         question=row.question,
-        level=row.level,
+        level=_level(row, cuts, origin),
         score=row.score,
         pass_rate=row.pass_rate,
         model=model,
         origin=origin,
+        truncated=row.truncated,
+        prm_truncated=row.prm_truncated,
     )
 
 
@@ -149,8 +171,10 @@ def build_bank(
     model: str | None,
     dedupe: DedupeSpec,
     benchmarks: BenchmarkIndex | None = None,
+    cuts: Sequence[float | None] | None = None,
 ) -> BankResult:
-    """Merge the sources into bank entries (see the module docstring for every rule)."""
+    """Merge the sources into bank entries (see the module docstring for every rule); `cuts` re-levels
+    the unsolved entries."""
     if not sources:
         raise BankError("a bank needs at least one source (a GradingRun or a graded-questions path)")
     bank_model = bank_model_name(sources, model)
@@ -162,7 +186,7 @@ def build_bank(
             if row.level is None:
                 result.ungraded += 1
             else:
-                graded.append(_entry(row, bank_model, source.origin))
+                graded.append(_entry(row, bank_model, source.origin, cuts))
     kept, result.duplicates = _dedupe(graded, dedupe)
     if benchmarks is not None:
         clean = []
