@@ -4,7 +4,9 @@ Callers: `adacot stage sftjob` (one pod per node of an Indexed Job), `adacot sft
 
 Before anything expensive: the model directory must hold a config and a tokenizer, the dataset must
 exist (a DistillationJob's output must be complete), and at least one example must fit
-maxSeqLength after tokenisation with the model's chat template (over-long examples are counted).
+maxSeqLength after tokenisation with the model's chat template (over-long examples are counted). The
+template is spec.model.chatTemplate when set, else the tokenizer's own; one that drops the reasoning
+before `</think>` from assistant turns (R1-distilled models' templates) is refused here.
 
 Processes: nodes x nproc_per_node ranks. nproc_per_node is the caller's, else $ADACOT_NPROC_PER_NODE,
 else resources.gpus (at least 1). One rank trains in this process (DeepSpeed gets the single-rank
@@ -135,6 +137,7 @@ def make_plan(
         raise ValueError("no base model: spec.model is unset, so give the bank's model path")
     return TrainPlan(
         model_path=str(model),
+        chat_template=spec.model.chat_template if spec.model else None,
         dataset_path=str(dataset),
         dataset_format=fmt,
         out_dir=str(out),
@@ -144,17 +147,16 @@ def make_plan(
 
 
 def preflight(plan: TrainPlan) -> dict[str, int]:
-    """Fail fast on a missing model, a missing dataset, or data of which nothing fits; returns counts."""
-    from transformers import AutoTokenizer
-
-    from adacot.training.data import TokenizeStats, read_conversations, tokenize_all
+    """Fail fast on a missing model, a missing dataset, a chat template that drops the reasoning
+    (TemplateError), or data of which nothing fits; returns counts."""
+    from adacot.training.data import TokenizeStats, load_tokenizer, read_conversations, tokenize_all
     from adacot.training.train import precision_of
 
     precision_of(plan.training)  # fp16 without a GPU
     model = Path(plan.model_path)
     if (model.is_absolute() or model.exists()) and not (model / "config.json").is_file():
         raise ValueError(f"model {model}: no config.json (not a model directory)")
-    tokenizer = AutoTokenizer.from_pretrained(plan.model_path)
+    tokenizer = load_tokenizer(plan.model_path, plan.chat_template)
     if tokenizer.chat_template is None:
         raise ValueError(f"model {plan.model_path}: the tokenizer has no chat template")
     stats, t = TokenizeStats(), plan.training

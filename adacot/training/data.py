@@ -13,6 +13,12 @@ Diffing character offsets rather than the token counts of separately tokenised p
 spans exact where BPE merges across the boundary; a template that rewrites earlier turns (so a prefix
 does not match) is refused with a clear error instead of being guessed at.
 
+The template (`load_tokenizer`): `ModelSpec.chatTemplate` replaces the tokenizer's own when given, as
+generation does, and the saved model carries it. Every rendered assistant turn must keep its reasoning
+(the text before `</think>`) inside its span: R1-distilled models' templates
+(`content.split('</think>')[-1]`) strip it from assistant turns, which would silently train the student
+on bare answers, so such a template is refused with an error naming the model and model.chatTemplate.
+
 Over-long examples are dropped and counted, never truncated (a cut-off chain of thought teaches the
 model to stop mid-thought); see TrainingSpec.max_seq_length.
 
@@ -49,8 +55,21 @@ _SHAREGPT_ROLES = {
 }
 
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
 class TemplateError(ValueError):
-    """The chat template does not render conversations as a sequence of appended turns."""
+    """The chat template does not render conversations as appended turns, or drops the reasoning."""
+
+
+def load_tokenizer(model_path: str, chat_template: str | None = None) -> Any:
+    """The model's tokenizer; `chat_template` (ModelSpec.chatTemplate) replaces its own when given."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -138,16 +157,40 @@ class Tokenized:
 
 
 def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the [start, end) character spans of its assistant turns."""
+    """The rendered conversation and the [start, end) character spans of its assistant turns; each
+    turn's reasoning must be inside its span (TemplateError otherwise)."""
     text = _render(tokenizer, messages, generation_prompt=False)
+    turns = [(i, m) for i, m in enumerate(messages) if m["role"] == "assistant"]
+    for _, message in turns:  # before the prefixes: a dropped reasoning is the error worth naming
+        _require_reasoning(tokenizer, text, message["content"])
     spans = []
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
+    for index, message in turns:
         start = len(_prefix(tokenizer, text, messages[:index], generation_prompt=True))
         end = len(_prefix(tokenizer, text, messages[: index + 1], generation_prompt=False))
+        _require_reasoning(tokenizer, text[start:end], message["content"])
         spans.append((start, end))
     return text, spans
+
+
+def reasoning_of(content: str) -> str:
+    """The reasoning of an R1-format answer: the text before the first `</think>`, without the opening
+    tag or surrounding blank space ("" when there is none)."""
+    if THINK_CLOSE not in content:
+        return ""
+    return content.split(THINK_CLOSE, 1)[0].replace(THINK_OPEN, "", 1).strip()
+
+
+def _require_reasoning(tokenizer: Any, rendered: str, content: str) -> None:
+    reasoning = reasoning_of(content)
+    if reasoning and reasoning not in rendered:
+        model = getattr(tokenizer, "name_or_path", "") or "the model"
+        raise TemplateError(
+            f"the chat template used for {model} (model.chatTemplate when set, else the tokenizer's own) "
+            f"drops the reasoning from assistant turns: the rendered example lacks the text before "
+            f"{THINK_CLOSE} (R1-distilled models' templates keep only what follows it), so SFT would train "
+            "on answers without their chains of thought; set model.chatTemplate to a template that "
+            "renders the assistant content whole (e.g. ChatML)"
+        )
 
 
 def _render(tokenizer: Any, messages: Sequence[dict[str, str]], *, generation_prompt: bool) -> str:

@@ -34,6 +34,7 @@ from adacot.training.data import (
     Collator,
     TokenizeStats,
     build_rows,
+    load_tokenizer,
     padding_share,
     read_conversations,
     tokenize_all,
@@ -49,6 +50,8 @@ class TrainPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_path: str
+    chat_template: str | None = None
+    """ModelSpec.chatTemplate: replaces the tokenizer's own for rendering (and in the saved model)."""
     dataset_path: str
     dataset_format: str = "messages"
     out_dir: str
@@ -182,13 +185,13 @@ def last_checkpoint(out: Path) -> str | None:
 
 def train(plan: TrainPlan) -> dict[str, Any]:
     """Train (resuming from the newest checkpoint), save the final model; returns the run's figures."""
-    from transformers import AutoTokenizer, Trainer, set_seed
+    from transformers import Trainer, set_seed
 
     from adacot.training.progress import status_progress
 
     out = Path(plan.out_dir)
     set_seed(plan.training.seed)
-    tokenizer = AutoTokenizer.from_pretrained(plan.model_path)
+    tokenizer = load_tokenizer(plan.model_path, plan.chat_template)
     rows, data = _dataset(plan, tokenizer)
     args = _arguments(plan, out)  # before the model: ZeRO-3 partitions it while loading
     model = _model(plan, precision_of(plan.training))
