@@ -55,7 +55,8 @@ def references(resource: Resource[Any, Any]) -> list[Key]:
 
 
 def dependency_graph(resources: Iterable[Resource[Any, Any]]) -> dict[Key, list[Key]]:
-    """Inputs of every resource, including the banks fed by GradingRuns through their bankRef.
+    """Inputs of every resource, including the banks fed by GradingRuns through their bankRef (a
+    bank's `levels.cutPointsFrom` run is one of its references, so it waits for that run too).
 
     The local runner orders stages by this graph and the operator makes a bank wait for the same runs.
     Referenced resources missing from `resources` still appear as inputs: the caller decides whether

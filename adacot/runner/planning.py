@@ -6,7 +6,8 @@ Callers: adacot.cli.run and tests. Steps:
 1. `plan`: load every document (adacot.api.loader), validate ALL of it before anything runs, and order
    the stages. Cross-object checks, each error naming the file, document, resource and field: every
    reference names a resource in the file (same namespace); a bank has at least one input; every path
-   in a spec exists (models must be directories with a config.json); every claimName is mapped.
+   in a spec exists (models must be directories with a config.json); every claimName is mapped. A
+   bank's levels.cutPointsFrom is a reference like the others: that GradingRun runs before the bank.
    Stages are ordered topologically by `adacot.api.dependency_graph`; ties keep document order, so
    the order is deterministic. Several namespaces are planned one after the other.
 2. `execute`: for each stage, skip it when its artifact is complete (MANIFEST.json + _SUCCESS) unless
@@ -108,11 +109,15 @@ def reference_fields(resource: AnyResource) -> list[tuple[str, str, str]]:
         ref = resource.spec.bank_ref
         return [("spec.bankRef.name", "DifficultyBank", ref.name)] if ref else []
     if isinstance(resource, DifficultyBank):
-        return [
+        levels = resource.spec.levels
+        sources = [
             (f"spec.sources[{i}].gradingRunRef.name", "GradingRun", s.grading_run_ref.name)
             for i, s in enumerate(resource.spec.sources)
             if s.grading_run_ref is not None
         ]
+        if levels is None:
+            return sources
+        return [*sources, ("spec.levels.cutPointsFrom.name", "GradingRun", levels.cut_points_from.name)]
     if isinstance(resource, DistillationJob):
         found = [("spec.bankRef.name", "DifficultyBank", resource.spec.bank_ref.name)]
         peval = resource.spec.distribution.from_grading_run
