@@ -4,10 +4,13 @@ Callers: grading (is the student right?), distillation (keep only correct teache
 and `adacot verify math`. `verify_math` checks one pair in the calling process; `MathVerifier` runs
 checks in worker processes, each under a hard wall-clock bound, which is what stages should use.
 
-Pipeline: `math_extract` finds the answer span (last `\\boxed{}`, `#### n`, "the answer is ...", after
-`</think>`), math-verify parses span and reference into sympy and decides equivalence (fractions vs
-decimals, intervals, sets in any order, tuples, matrices, percent, degrees, `\\text{}` and units,
-`x=3` vs `3`, thousands separators). A Verdict is returned for every input, never an exception:
+Pipeline: `math_extract` finds the answer span after the reasoning (`</think>`, Sky-T1's
+`<|begin_of_solution|>`; a trace cut off inside its reasoning has none): the last `\\boxed{}`, `#### n`,
+"the answer is ...", the final statement read whole; `answer_latex` rewrites what math-verify would
+misread (ordinals, E notation, unit words, trailing conditions); math-verify parses span and
+reference into sympy and decides equivalence (fractions vs decimals, intervals, sets in any order,
+tuples, matrices, percent, degrees, `\\text{}` and units, `x=3` vs `3`, thousands separators). A
+Verdict is returned for every input, never an exception:
   correct=True  reason=equivalent
   correct=False reason=not_equivalent | no_answer
   correct=None  reason=gold_unparseable | timeout | error   (undecided: reported, never counted)
@@ -33,7 +36,7 @@ from typing import Any
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 from adacot.artifacts.rows import Verdict
-from adacot.verify.math_extract import Extraction, as_latex, extract_answer, gold_answer
+from adacot.verify.math_extract import Extraction, as_latex, extract_answer, gold_answer, why_no_answer
 from adacot.verify.pool import TimeBoundedPool
 
 _PARSE_CONFIG: Sequence[LatexExtractionConfig | ExprExtractionConfig] = (
@@ -91,7 +94,7 @@ def _method_detail(extraction: Extraction) -> str:
     return f"answer found by {extraction.method}"
 
 
-def _decide(extraction: Extraction | None, gold: str) -> Verdict:
+def _decide(extraction: Extraction | None, gold: str, response: str) -> Verdict:
     extracted = extraction.text if extraction else None
     reference = parse_answer(gold_answer(gold))
     if not reference:
@@ -102,9 +105,7 @@ def _decide(extraction: Extraction | None, gold: str) -> Verdict:
             detail=f"reference does not parse: {gold[-_DETAIL_CAP:]!r}",
         )
     if extraction is None:
-        return Verdict(
-            correct=False, reason="no_answer", detail="no final answer (or the response ended inside <think>)"
-        )
+        return Verdict(correct=False, reason="no_answer", detail=why_no_answer(response))
     answer = parse_answer(extraction.text)
     if not answer:
         return Verdict(
@@ -137,7 +138,7 @@ def verify_math(response: str, gold: str, *, timeout_s: float | None = 5.0) -> V
     try:
         extraction = extract_answer(response)  # string work only: cheap, cannot hang
         with _deadline(timeout_s):
-            return _decide(extraction, gold)
+            return _decide(extraction, gold, response)
     except _DeadlineExceeded:
         return Verdict(
             correct=None,

@@ -2,21 +2,27 @@
 
 Called by `adacot.verify.math` (the math Result-Verifier); pure string work, no sympy, so it is cheap
 and cannot hang. The returned span is what the CLI writes as `extracted_answer` and what math-verify
-then parses.
+then parses (after `answer_latex.as_latex`).
 
 Why not math-verify's own extraction alone: its anchored patterns ("final answer is", "answer:") are
 built around a number or a `$...$` environment, so "The answer is (2, 3)." yields `3`; its boxed regex
-needs braces (no `\\boxed 5`, no `\\fbox`); it knows neither GSM8K's `#### n` nor R1's `</think>`. We
-find the answer *span* here and hand it to math-verify's LaTeX parser, whose normalisation (`\\text{}`,
-units, `\\left`/`\\right`, `\\dfrac`, degrees, nested `\\boxed`) does the rest.
+needs braces (no `\\boxed 5`, no `\\fbox`); it knows neither GSM8K's `#### n` nor the reasoning
+markers of long-CoT models, so it reads drafts from the thoughts. We find the answer *span* here and
+hand it to math-verify's LaTeX parser, whose normalisation (`\\text{}`, units, `\\left`/`\\right`,
+`\\dfrac`, degrees, nested `\\boxed`) does the rest.
 
-Order of precedence, searched only after the last `</think>` when the response has one:
-  1. the last `\\boxed{...}` / `\\fbox{...}` (nested braces) or `\\boxed x`;
+Only the text after the reasoning is searched (`answer_scope`: `</think>`, Sky-T1's
+`<|begin_of_solution|>`, or the whole plain text); a trace cut off inside its reasoning has no answer
+(`why_no_answer` says so). In that text, in order of precedence:
+  1. the last `\\boxed{...}` / `\\fbox{...}` (nested braces) or `\\boxed x` - when the last box is
+     empty there is no answer, never an earlier draft or a number;
   2. the last GSM8K `#### n`;
   3. the last "The (final) answer is ..." / "Final answer: ..." phrase;
-  4. only when none of these exists: the last number in the text (method `last_number`).
-Limits: a response with `<think>` but no `</think>` was cut off mid-thought and has no answer; a
-phrase answer runs to the end of its sentence or line, so a multi-line answer after "Answer:" is cut.
+  4. the final statement read whole: the last math environment that ends the text (`$P = \\frac18$.`),
+     else what follows the last `=` / "equals" of the last sentence (method `final_statement`);
+  5. only when none of these exists: the last number in the text (method `last_number`).
+Limits: a phrase answer runs to the end of its sentence or line, so a multi-line answer after
+"Answer:" is cut.
 """
 
 from __future__ import annotations
@@ -26,7 +32,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-Method = Literal["boxed", "gsm8k", "answer_phrase", "last_number"]
+from adacot.verify.answer_latex import as_latex
+from adacot.verify.answer_scope import read_scope
+
+__all__ = [
+    "Extraction",
+    "answer_scope",
+    "as_latex",
+    "extract_answer",
+    "gold_answer",
+    "last_boxed",
+    "why_no_answer",
+]
+
+Method = Literal["boxed", "gsm8k", "answer_phrase", "final_statement", "last_number"]
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _GSM8K_RE = re.compile(r"####\s*([^\n]+)")
@@ -41,9 +60,16 @@ _MATH_ENV_RE = re.compile(r"^(?:\$\$(.+?)\$\$|\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\
 # A sentence ends at a full stop followed by white space or the end: "3.5." ends after the 5.
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)")
 _NUMBER_RE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-_UNESCAPED_DOLLAR_RE = re.compile(r"(?<!\\)\$")
-# A number (maybe `\$`-prefixed, with `,`/`{,}`/`,\!` separators) then plain words of 2+ letters.
-_NUMBER_THEN_WORDS_RE = re.compile(r"^(?P<number>(?:\\\$)?-?[\d.,{}\\!]*\d)\s+(?:[A-Za-z]{2,}\s*)+$")
+# Math environments in text; `$...$` does not cross a blank line, so a stray `$` cannot swallow a page.
+_ENV_RE = re.compile(
+    r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<![\\$])\$((?:(?!\n\s*\n)[^$])+?)(?<!\\)\$", re.DOTALL
+)
+# What may follow the final statement: punctuation, markdown emphasis, a closing bracket, blank space.
+_TAIL_RE = re.compile(r"^[\s.,;:!*_)\]]*$")
+_EQUALS_RE = re.compile(r"=|\bequals\b|\bequal to\b|\bis\b(?=\s*\\)")
+# Two plain words (3+ letters, not LaTeX commands) mean prose, not an expression: "7 and then doubled".
+_WORDS_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}\b.*(?<![\\A-Za-z])[A-Za-z]{3,}\b", re.DOTALL)
+_BLANK_BOX_RE = re.compile(r"^(?:\s|~|\\[,;:! ]|\\q?quad)*$")
 
 
 @dataclass(frozen=True)
@@ -55,16 +81,8 @@ class Extraction:
 
 
 def answer_scope(response: str) -> str | None:
-    """The part of a response that may hold the final answer; None when the thinking never ended.
-
-    R1-style models think inside `<think>...</think>` and answer after it; an answer-like line inside
-    the thoughts is a draft, so only the text after the last `</think>` counts.
-    """
-    if "</think>" in response:
-        return response.rsplit("</think>", 1)[1]
-    if "<think>" in response:
-        return None
-    return response
+    """The part of a response that may hold the final answer; None when there is none (see `read_scope`)."""
+    return read_scope(response).text
 
 
 def _braced(text: str, start: int) -> str | None:
@@ -132,6 +150,42 @@ def _trim_span(rest: str) -> str:
     return span.replace("**", "").strip().rstrip(",;:").strip()
 
 
+def _final_box_is_empty(text: str) -> bool:
+    """Whether the last complete box in text is `\\boxed{}` (or holds only spacing)."""
+    for match in reversed(list(_BOX_RE.finditer(text))):
+        i = match.end()
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        content = _braced(text, i) if i < len(text) and text[i] == "{" else None
+        if content is not None:
+            return bool(_BLANK_BOX_RE.match(content))
+    return False
+
+
+def _final_statement(text: str) -> str | None:
+    """The statement that ends the text, read whole rather than as its last number.
+
+    The last math environment when nothing but punctuation follows it (`... is $P = \\frac{1}{8}$.`);
+    else what follows the last `=` / "equals" in the last line, when that is an expression and not
+    prose ("7 and then doubled to get 14" is prose: the last-number fallback takes it).
+    """
+    envs = list(_ENV_RE.finditer(text))
+    if envs and _TAIL_RE.match(text[envs[-1].end() :]):
+        content = next(g for g in envs[-1].groups() if g is not None).strip()
+        if content:
+            return content
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    marks = list(_EQUALS_RE.finditer(lines[-1]))
+    if not marks:
+        return None
+    rest = lines[-1][marks[-1].end() :].strip().rstrip(".,;:!*").strip()
+    if not rest or not re.search(r"[\d\\]", rest) or _WORDS_RE.search(rest):
+        return None
+    return rest
+
+
 def _last_number(text: str) -> str | None:
     matches = _NUMBER_RE.findall(text)
     return matches[-1].replace(",", "").replace(" ", "") if matches else None
@@ -141,13 +195,14 @@ _FINDERS: tuple[tuple[Method, Callable[[str], str | None]], ...] = (
     ("boxed", last_boxed),
     ("gsm8k", _gsm8k),
     ("answer_phrase", _phrase),
+    ("final_statement", _final_statement),
 )
 
 
 def extract_answer(response: str) -> Extraction | None:
-    """The final answer span of a model response, or None when it states none."""
+    """The final answer span of a model response, or None when it states none (`why_no_answer`)."""
     scope = answer_scope(response)
-    if scope is None:
+    if scope is None or _final_box_is_empty(scope):
         return None
     for method, finder in _FINDERS:
         span = finder(scope)
@@ -155,6 +210,16 @@ def extract_answer(response: str) -> Extraction | None:
             return Extraction(span, method)
     number = _last_number(scope)
     return Extraction(number, "last_number") if number else None
+
+
+def why_no_answer(response: str) -> str:
+    """Why `extract_answer` found nothing in this response, in words for a Verdict's detail."""
+    scope = read_scope(response)
+    if scope.text is None:
+        return scope.why
+    if _final_box_is_empty(scope.text):
+        return "no final answer: the final \\boxed{} is empty"
+    return "no final answer: no box, answer phrase, final statement or number after the reasoning"
 
 
 def gold_answer(gold: str) -> str:
@@ -167,16 +232,3 @@ def gold_answer(gold: str) -> str:
         tail = gold.rsplit("####", 1)[1].strip()
         return tail.replace(",", "") if re.fullmatch(r"-?[\d,]+(?:\.\d+)?", tail) else tail
     return last_boxed(gold) or gold.strip()
-
-
-def as_latex(span: str) -> str:
-    """The span as LaTeX for math-verify, with the fixes for forms math-verify gets wrong.
-
-    Each fix has a regression test: `90°` (unicode degree sign, read as a symbol by math-verify),
-    a sentence's full stop inside the box (`90^\\circ.`), and a number followed by plain unit words
-    (`36 dollars`: math-verify strips `\\text{ dollars}` but multiplies bare words in as symbols).
-    """
-    latex = _UNESCAPED_DOLLAR_RE.sub("", span).strip()
-    latex = latex.replace("°", "^\\circ").rstrip(".,;").strip()
-    unit = _NUMBER_THEN_WORDS_RE.match(latex)
-    return unit.group("number") if unit else latex
