@@ -21,8 +21,10 @@ How level 0 (solved, "easy") is treated, and how it maps to the paper's wording 
   included unless `exclude_easy`.
 
 Every constructor normalises weights to shares summing to 1 and raises ValueError for negative, NaN or
-infinite weights, unknown levels, or nothing left to sample (all zero). Limits: whether the bank holds
-the levels a distribution asks for is known only when sampling (see adacot.stages.sample's shortfall).
+infinite weights, unknown levels, or nothing left to sample (all zero). A level with share 0 is
+excluded: the sampler never draws from it, not even to make up another level's shortfall. Limits:
+whether the bank holds the levels a distribution asks for is known only when sampling (see
+adacot.stages.sample's shortfall).
 """
 
 from __future__ import annotations
