@@ -6,7 +6,7 @@ three distributions: fromGradingRun and table include it unless excludeEasy is s
 levels 1..5 ("five weights, strictly decreasing towards the harder levels") and level 0 gets easyWeight
 (0 by default). In the paper's words the prior puts more weight on the questions the model finds easier
 among those it cannot yet solve. Limits: whether the bank actually has the levels asked for is known
-only at run time (the stage reports or fails by `shortfall`).
+only at run time (the stage reports or fails by `shortfall`; levels with share 0 never receive draws).
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ class DistributionSpec(ApiModel):
         default=None, description="Explicit weights per level, e.g. {1: 3, 2: 2, 3: 1}; normalised to shares."
     )
     exclude_easy: bool = Field(
-        default=False, description="Drop level 0 from fromGradingRun and table and renormalise."
+        default=False,
+        description="Give level 0 share 0 and renormalise: it never receives draws, even to keep N.",
     )
 
     @field_validator("table", mode="before")
@@ -175,8 +176,8 @@ class DistillationJobSpec(CommonSpec):
     seed: int = Field(default=0, ge=0, description="Sampling seed.", json_schema_extra=immutable("seed"))
     shortfall: Literal["redistribute", "fail"] = Field(
         default="redistribute",
-        description="When a level has too few questions: move the missing count to "
-        "the nearest levels (reported in status), or fail.",
+        description="When a level has too few questions: move the missing count to the nearest "
+        "levels with a share (reported in status), or fail. Levels with share 0 never receive draws.",
     )
     balance_by: Literal["none", "source"] = Field(
         default="none", description="Also balance the sample across sources/topics within each level."
@@ -185,7 +186,7 @@ class DistillationJobSpec(CommonSpec):
     verification: VerificationSpec = Field(default_factory=VerificationSpec, description="Verifier limits.")
     filter: FilterSpec = Field(default_factory=FilterSpec, description="Extra filters.")
     decontamination: DecontaminationSpec | None = Field(
-        default=None, description="Drop samples overlapping evaluation benchmarks."
+        default=None, description="Drop bank questions overlapping evaluation benchmarks before sampling."
     )
     exports: list[Literal["sharegpt", "alpaca"]] = Field(
         default_factory=list, description="Extra formats besides TRL's messages format (LLaMA-Factory)."
