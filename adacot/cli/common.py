@@ -5,8 +5,8 @@ Callers: every command module of adacot.cli. `pick_resource` reads a resource ou
 flags into the same pydantic models (a bad flag is a usage error, exit code 2, before anything loads),
 `run_pipeline` runs a stage's pipeline with its progress bar and status reports and prints the summary
 (the human commands and the stage commands both go through it), `input_errors` turns bad inputs found
-while running into one-line errors with exit code 1. Flags shared by several commands are in
-adacot.cli.options.
+while running into one-line errors with exit code 1 (2 for ValidationFailed: inputs that contradict each
+other). Flags shared by several commands are in adacot.cli.options.
 
 Not here: anything kind-specific (which inputs a pipeline takes lives with its command).
 """
@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from adacot.api.loader import ResourceError, format_path, load_resources
 from adacot.api.resource import Resource
-from adacot.api.stage_pod import OUTPUT_DIR_ENV
+from adacot.api.stage_pod import OUTPUT_DIR_ENV, VALIDATION_FAILED_EXIT_CODE, ValidationFailed
 from adacot.artifacts.jsonio import ArtifactError
 from adacot.progress.meter import ProgressCallback, tqdm_callback
 from adacot.progress.publish import published
@@ -79,11 +79,21 @@ def resource_from_flags(kind: type[R], name: str, spec: dict[str, Any]) -> R:
     return validated(kind, data, f"{kind.KIND} from the flags")
 
 
+class RejectedInputs(click.ClickException):
+    """A ValidationFailed from a stage: a one-line error with VALIDATION_FAILED_EXIT_CODE, so the
+    operator fails the Job at once (retrying cannot help) with reason ValidationFailed."""
+
+    exit_code = VALIDATION_FAILED_EXIT_CODE
+
+
 @contextmanager
 def input_errors(*extra: type[Exception]) -> Iterator[None]:
-    """INPUT_ERRORS (and `extra`) raised in the block become one-line errors with exit code 1."""
+    """INPUT_ERRORS (and `extra`) raised in the block become one-line errors with exit code 1, a
+    ValidationFailed (inputs that contradict each other) with exit code 2."""
     try:
         yield
+    except ValidationFailed as error:
+        raise RejectedInputs(str(error)) from None
     except (*INPUT_ERRORS, *extra) as error:
         raise click.ClickException(str(error)) from None
 

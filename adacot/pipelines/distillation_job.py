@@ -2,8 +2,10 @@
 
 Callers: `adacot stage distillationjob` (one pod of an Indexed Job), `adacot distill`, `adacot run`.
 
-Before anything expensive, in this order: the bank is read (an incomplete artifact or an empty bank is
-an error), the distribution is resolved (fromGradingRun needs `eval_dir`, the GradingRun's artifact),
+Before anything expensive, in this order: P_eval's GradingRun (fromGradingRun) is checked against the
+bank (same model, grader and level rule, else ValidationFailed naming both: adacot.pipelines
+.level_scale), the bank is read (an incomplete artifact or an empty bank is an error), the distribution
+is resolved (fromGradingRun needs `eval_dir`, the GradingRun's artifact),
 the bank is decontaminated, the sample is drawn from the clean bank (N larger than the clean bank, a
 short level under `shortfall: fail`, or fewer than N questions at the levels with a share - excluded
 levels never make up the difference - is an error naming the counts), then the teacher endpoint is
@@ -60,6 +62,7 @@ from adacot.artifacts.summary import read_json, read_summary, write_json
 from adacot.backends.base import Generator
 from adacot.pipelines import sharded
 from adacot.pipelines.distillation_exports import summarise, write_exports
+from adacot.pipelines.level_scale import check_p_eval
 from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
 from adacot.progress.meter import ProgressCallback
 from adacot.stages.decontaminate import BenchmarkIndex
@@ -128,7 +131,9 @@ def _inputs(
     factory: GeneratorFactory | None,
     artifact: ArtifactDir,
 ) -> ShardInputs[BankEntry, DistilledQuestion]:
-    """The plan (drawn once, then reused by every shard and restart); the teacher starts only for work."""
+    """The plan (drawn once, then reused by every shard and restart); the teacher starts only for work.
+    P_eval's run must share the bank's level scale (ValidationFailed otherwise), checked first."""
+    check_p_eval(spec, bank_dir, eval_dir)
     plan = load_or_draw(spec, artifact.root, bank_dir, eval_dir, base_dir)
     return ShardInputs(plan, partial(_distiller, spec, artifact.root, factory))
 

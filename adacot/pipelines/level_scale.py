@@ -87,7 +87,9 @@ def cut_point_run(resource: DifficultyBank, runs: Mapping[str, str | Path]) -> C
     return CutPointRun(name, directory, rule, list(cuts))
 
 
-def check_cut_point_run(run: CutPointRun, sources: Mapping[str, Rule | None], declared: str | None) -> None:
+def check_cut_point_run(
+    run: CutPointRun, sources: Mapping[str, Mapping[str, Any] | None], declared: str | None
+) -> None:
     """The cut-point run graded the model of every source (and of the bank's spec.model) with the same
     grader: otherwise its cut points are on another scale than the scores they are applied to."""
     why = "so its cut points (levels.cutPointsFrom) do not fit the sources' scores"

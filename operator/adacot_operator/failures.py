@@ -3,8 +3,10 @@
 Called by `adacot_operator.status` (pure, no API access). Two questions are answered here:
 
 - `job_failure`: the Job has failed for good (its `Failed` condition is True) — why? Kubernetes only says
-  BackoffLimitExceeded or DeadlineExceeded; the pods often say more (OOMKilled, Evicted, an image that
-  never pulled), and the more specific pod reason wins.
+  BackoffLimitExceeded, DeadlineExceeded or PodFailurePolicy; the pods often say more (OOMKilled,
+  Evicted, an image that never pulled), and the more specific pod reason wins. A Job failed by the pod
+  failure policy on the stage's VALIDATION_FAILED_EXIT_CODE is ValidationFailed: the stage rejected
+  its inputs (e.g. P_eval graded differently from the bank) and says why in its log tail.
 - `pod_stall`: the Job is still active but a pod cannot make progress (image pull errors, unschedulable,
   crash loop). Kubernetes never fails such a Job by itself (unless activeDeadlineSeconds runs out), so
   the operator reports it on the Running condition without declaring the stage failed.
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from adacot.api.stage_pod import VALIDATION_FAILED_EXIT_CODE
+
 OOM_KILLED = "OOMKilled"
 IMAGE_PULL_ERROR = "ImagePullError"
 CRASH_LOOP = "CrashLoop"
@@ -29,6 +33,8 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 VALIDATION_FAILED = "ValidationFailed"
 INPUT_FAILED = "InputFailed"
+POD_FAILURE_POLICY = "PodFailurePolicy"
+"""The Job's Failed reason when a podFailurePolicy FailJob rule matched (Kubernetes' name)."""
 
 #: Container waiting reasons that mean the image will not come (kubelet's names).
 _IMAGE_WAITING = frozenset(
@@ -52,10 +58,13 @@ def job_failure(job: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Failure 
     if condition is None or condition.get("status") != "True":
         return None
     pods = list(pods)
+    job_reason = condition.get("reason", "")
+    rejected = _rejected(pods) if job_reason == POD_FAILURE_POLICY else None
+    if rejected is not None:
+        return rejected
     specific = _pod_failure(pods)
     if specific is not None:
         return specific
-    job_reason = condition.get("reason", "")
     reason = DEADLINE_EXCEEDED if job_reason == DEADLINE_EXCEEDED else BACKOFF_LIMIT_EXCEEDED
     detail = condition.get("message") or "the Job failed"
     last = _last_exit(pods)
@@ -73,6 +82,18 @@ def pod_stall(pods: Iterable[dict[str, Any]]) -> Failure | None:
         scheduled = condition_of(pod.get("status", {}), "PodScheduled")
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE:
             return Failure(UNSCHEDULABLE, f"pod {_name(pod)}: {scheduled.get('message', 'unschedulable')}")
+    return None
+
+
+def _rejected(pods: list[dict[str, Any]]) -> Failure | None:
+    """ValidationFailed with the stage's own words when a pod exited with VALIDATION_FAILED_EXIT_CODE."""
+    for pod in pods:
+        for name, terminated in _terminated(pod):
+            if terminated.get("exitCode") == VALIDATION_FAILED_EXIT_CODE:
+                words = _cap((terminated.get("message") or "").strip()) or "see the pod's log"
+                return Failure(
+                    VALIDATION_FAILED, f"pod {_name(pod)} container {name} rejected its inputs: {words}"
+                )
     return None
 
 

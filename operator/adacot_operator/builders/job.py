@@ -8,8 +8,9 @@ operator's; nodeSelector keys and tolerations/imagePullSecrets are unions (the s
 affinity, priorityClassName and runtimeClassName come from the spec when set.
 Secrets travel as `secretKeyRef` env vars named by `SecretRef.env_var` (what the stages read), so
 no secret value is ever in a manifest. Failure policy: exit code 2 (click's usage error: a spec or
-flag the stage rejects) fails the Job at once; a pod disrupted by the cluster (DisruptionTarget:
-preemption, eviction, node drain) does not count against backoffLimit. Exit code 1 is both an input
+flag the stage rejects; also inputs that contradict each other, reported as ValidationFailed) fails
+the Job at once; a pod disrupted by the cluster (DisruptionTarget: preemption, eviction, node drain)
+does not count against backoffLimit. Exit code 1 is both an input
 error the stage reports and an unexpected crash, so it is retried up to backoffLimit.
 """
 
@@ -23,13 +24,13 @@ from pydantic import BaseModel
 from adacot.api import AnyResource
 from adacot.api.common import SecretRef
 from adacot.api.sft_job import SFTJob
-from adacot.api.stage_pod import OUTPUT_DIR_ENV, STATUS_PATH_ENV
+from adacot.api.stage_pod import OUTPUT_DIR_ENV, STATUS_PATH_ENV, VALIDATION_FAILED_EXIT_CODE
 from adacot.api.workload import EnvVar, Scheduling
 from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels, status_path
 from adacot_operator.settings import OperatorSettings
 
 CONTAINER = "stage"
-INPUT_ERROR_EXIT_CODES = (2,)
+INPUT_ERROR_EXIT_CODES = (VALIDATION_FAILED_EXIT_CODE,)
 """Exit codes meaning "the stage rejected its input": retrying cannot help, so the Job fails."""
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
