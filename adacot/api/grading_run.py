@@ -90,7 +90,8 @@ class LevelMapping(ApiModel):
     """Score in [0, 1] to levels 1..5 (5 hardest): four cut points c1 < c2 < c3 < c4.
 
     bins: score >= c4 is level 1, [c3, c4) level 2, ..., < c1 level 5.
-    quantiles: the cut points are quantiles of this run's score distribution instead.
+    quantiles: the cut points are fitted to this run's unsolved scores instead (five equal groups) and
+    recorded in its summary (`cut_points`), so a bank can freeze them (DifficultyBank levels.cutPointsFrom).
     """
 
     model_config = ConfigDict(
@@ -105,14 +106,16 @@ class LevelMapping(ApiModel):
 
     mode: Literal["bins", "quantiles"] = Field(
         default="bins",
-        description="bins (default) uses fixed score thresholds, so a pool and an evaluation "
-        "set graded separately share one scale (needed for P_eval); quantiles makes five equal groups.",
+        description="bins (default) uses the fixed cutPoints, so a pool and an evaluation set graded "
+        "separately share one scale (needed for P_eval); quantiles fits the cut points to this run's "
+        "unsolved scores (five equal groups) and records them, for a DifficultyBank whose "
+        "levels.cutPointsFrom names this run to re-level its questions on the same scale.",
     )
     cut_points: list[CutPoint] = Field(
         default=[0.2, 0.4, 0.6, 0.8],
         min_length=4,
         max_length=4,
-        description="Four increasing cut points in (0, 1).",
+        description="Four increasing cut points in (0, 1) (mode bins).",
     )
 
     @model_validator(mode="after")
