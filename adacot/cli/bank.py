@@ -51,6 +51,13 @@ def run_resource(resource: DifficultyBank, out: Path, runs: dict[str, Path]) -> 
     show_default=True,
     help="Which duplicate to keep.",
 )
+@click.option(
+    "--cut-points-from",
+    default=None,
+    metavar="NAME",
+    help="Re-level unsolved questions with the cut points GradingRun NAME recorded (give --run NAME=DIR; "
+    "it adds no questions): levels.cutPointsFrom.",
+)
 @click.option("--name", default="bank", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def bank(
@@ -62,6 +69,7 @@ def bank(
     ngram: int,
     threshold: float,
     on_conflict: str,
+    cut_points_from: str | None,
     name: str,
     out: Path,
 ) -> None:
@@ -77,6 +85,8 @@ def bank(
         }
         if model:
             spec["model"] = {"path": model}
+        if cut_points_from:
+            spec["levels"] = {"cutPointsFrom": {"name": cut_points_from}}
         if benchmarks:
             spec["decontamination"] = {
                 "benchmarks": [{"path": b} for b in benchmarks],

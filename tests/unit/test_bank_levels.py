@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from graded_runs import PRM_GRADER, graded_run
 
 from adacot.api.difficulty_bank import DifficultyBank
-from adacot.api.stage_pod import ValidationFailed
+from adacot.api.stage_pod import VALIDATION_FAILED_EXIT_CODE, ValidationFailed
 from adacot.artifacts import BankEntry, GradedQuestion, read_manifest, read_records
 from adacot.artifacts.summary import read_summary
+from adacot.cli.main import main
 from adacot.pipelines.difficulty_bank import run_difficulty_bank
 from adacot.stages.levels import level_from_cuts, quantile_cuts
 
@@ -138,3 +140,15 @@ def test_the_cut_point_runs_directory_is_required(tmp_path: Path) -> None:
         run_difficulty_bank(
             bank(levels={"cutPointsFrom": {"name": "eval"}}), tmp_path / "bank", runs={"pool": pool_dir}
         )
+
+
+def test_the_bank_command_takes_the_cut_point_run_by_name(tmp_path: Path) -> None:
+    eval_dir = graded_run(tmp_path, "eval", EVAL, grader=QUANTILES)
+    pool_dir = graded_run(tmp_path, "pool", POOL)
+    args = ["bank", "--run", f"eval={eval_dir}", "--run", f"pool={pool_dir}", "--cut-points-from", "eval"]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "bank")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["cut_points"] == read_summary(eval_dir)["cut_points"]
+    other = graded_run(tmp_path, "other", POOL, model="/models/teacher")
+    refused = CliRunner().invoke(main, [*args, "--run", f"other={other}", "--out", str(tmp_path / "mixed")])
+    assert refused.exit_code == VALIDATION_FAILED_EXIT_CODE and "/models/teacher" in refused.output
