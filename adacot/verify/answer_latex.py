@@ -45,7 +45,7 @@ _TEXT_CONDITION_RE = re.compile(
 )
 _PLAIN_CONDITION_RE = re.compile(rf"(?:\s*,\s*|\s+){_CONDITION}\s.*$", re.DOTALL)
 _NUMBER_TOKEN_RE = re.compile(r"(?:\\\$|\$)?-?\d[\d,]*(?:\.\d+)?")
-_PROSE_RE = re.compile(r"^[A-Za-z0-9$'’,.\- ]+$")
+_PROSE_RE = re.compile(r"^[A-Za-z0-9$'’,.()\- ]+$")
 # "June 5" is a date, not 5: only a sentence of 3+ words is read for its one number.
 _PROSE_WORDS = 3
 _CHOICE_RE = re.compile(r"^\(?(?P<letter>[A-J])\)?[).:]\s+[A-Za-z]")
@@ -72,7 +72,7 @@ def _prose(latex: str) -> str:
     """A plain sentence with exactly one number -> the number; `C) text` -> `C`; otherwise as is."""
     if not _PROSE_RE.match(latex) or len(re.findall(r"[A-Za-z]{2,}", latex)) < _PROSE_WORDS:
         return latex
-    numbers = _NUMBER_TOKEN_RE.findall(latex)
+    numbers: list[str] = _NUMBER_TOKEN_RE.findall(latex)
     if len(numbers) == 1:
         return numbers[0].lstrip("$").rstrip(",.")
     choice = _CHOICE_RE.match(latex)

@@ -149,6 +149,7 @@ NOT_EQUIVALENT = [
     ("3.83e34", "3.83 \\times 10^{35}"),
     ("3.83e35", "3.84 \\times 10^{35}"),
     ("1.5e-3", "0.015"),
+    ("2e+1", "20"),  # 2e + 1, not E notation: a signed one-digit exponent needs a decimal mantissa
     ("5 cm^2", "6"),
     ("7 km/h", "8"),
     ("A = 2\\pi r, \\text{for } r > 0", "\\pi r^2"),
@@ -165,7 +166,9 @@ def test_equal_content_is_equivalent(answer: str, gold: str) -> None:
 
 @pytest.mark.parametrize(("answer", "gold"), NOT_EQUIVALENT, ids=[f"{a} != {g}" for a, g in NOT_EQUIVALENT])
 def test_different_content_is_not_equivalent(answer: str, gold: str) -> None:
-    verdict = verify_math(f"<think>draft \\boxed{{{gold}}}</think>\nThe answer is $\\boxed{{{answer}}}$.", gold)
+    verdict = verify_math(
+        f"<think>draft \\boxed{{{gold}}}</think>\nThe answer is $\\boxed{{{answer}}}$.", gold
+    )
     assert (verdict.correct, verdict.reason) == (False, "not_equivalent"), verdict
 
 
@@ -176,11 +179,17 @@ def test_different_content_is_not_equivalent(answer: str, gold: str) -> None:
         ("</think>\n\nThe answer is 12 apples.", "12"),
         ("</think>\n\nFinal answer: he finished in 3rd place.", "3"),
         ("</think>\n\nFinal answer: $12 dollars.", "12"),
+        ("</think>\n\n**Answer:** C) The heat flux stabilizes after an initial decrease.", "C"),
     ],
-    ids=["sentence", "count-noun", "ordinal-place", "unescaped-dollar"],
+    ids=["sentence", "count-noun", "ordinal-place", "unescaped-dollar", "choice-with-option-text"],
 )
 def test_a_stated_answer_in_a_plain_sentence(response: str, gold: str) -> None:
     assert verify_math(response, gold).correct is True
+
+
+def test_a_choice_letter_with_its_option_text_is_the_letter_not_any_letter() -> None:
+    verdict = verify_math("</think>\n\n**Answer:** C) The heat flux stabilizes after a decrease.", "D")
+    assert (verdict.correct, verdict.extracted) == (False, "C) The heat flux stabilizes after a decrease")
 
 
 def test_a_sentence_with_two_numbers_is_not_guessed() -> None:
