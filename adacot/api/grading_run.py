@@ -25,6 +25,10 @@ from adacot.api.workload import CommonSpec
 PRM_SOURCE_MESSAGE = (
     "grader.prm: llmJudge needs endpoint (and no model); other kinds need model (and no endpoint)"
 )
+PRM_SYSTEM_MESSAGE = (
+    "grader.prm.systemPrompt: the languageModel (Math-Shepherd) input has no system message; "
+    "use kind discriminative or llmJudge"
+)
 
 
 class PrmSpec(ApiModel):
@@ -36,7 +40,8 @@ class PrmSpec(ApiModel):
                 f"{is_value('kind', 'llmJudge')} ? (has(self.endpoint) && !has(self.model)) "
                 ": (has(self.model) && !has(self.endpoint))",
                 PRM_SOURCE_MESSAGE,
-            )
+            ),
+            cel(f"!has(self.systemPrompt) || !{is_value('kind', 'languageModel')}", PRM_SYSTEM_MESSAGE),
         )
     )
 
@@ -65,10 +70,26 @@ class PrmSpec(ApiModel):
     sample_aggregation: Literal["mean", "min", "max"] = Field(
         default="mean", description="Scores of a question's k unsolved samples to one score."
     )
+    system_prompt: str | None = Field(
+        default=None,
+        description="System message of the PRM's input (discriminative) or of the judge (llmJudge). "
+        "Default per questions.task: math uses Qwen2.5-Math-PRM's own ('Please reason step by step, and "
+        "put your final answer within \\boxed{}.'), code a prompt that asks for a Python solution in a "
+        "code block; the empty string sends none. Not for languageModel, whose input has no system turn.",
+    )
     max_tokens: int = Field(
         default=8192,
         ge=16,
-        description="Longer traces are truncated (counted in the manifest) before scoring.",
+        description="Context of the PRM in tokens; the model's maxModelLen and the checkpoint's "
+        "max_position_embeddings lower it. A longer trace is cut from the end (see onOverflow).",
+    )
+    on_overflow: Literal["truncate", "skip"] = Field(
+        default="truncate",
+        description="A trace longer than the PRM's context: truncate (default) scores the steps "
+        "that fit and aggregates over them (a causal PRM gives them the scores it would give in the whole "
+        "trace); skip leaves the trace out of its question's score (a question with no other scored "
+        "trace is not graded). Either way the attempt and the question are flagged prmTruncated and "
+        "counted in status.prmTruncated.",
     )
     batch_size: int = Field(default=8, ge=1, description="Traces scored per forward pass.")
 
@@ -79,6 +100,8 @@ class PrmSpec(ApiModel):
         has_wrong = (self.model is not None) if judge else (self.endpoint is not None)
         if not has_right or has_wrong:
             raise ValueError(PRM_SOURCE_MESSAGE)
+        if self.system_prompt is not None and self.kind == "languageModel":
+            raise ValueError(PRM_SYSTEM_MESSAGE)
         return self
 
 
@@ -143,6 +166,15 @@ class GraderSpec(ApiModel):
         default=0.5, gt=0, le=1, description="Pass rate for solvedRule threshold."
     )
     prm: PrmSpec | None = Field(default=None, description="The PRM (method prm; optional for code).")
+    truncated: Literal["scored", "hardest", "drop"] = Field(
+        default="hardest",
+        description="How an attempt cut off by sampling.maxTokens (finish reason length) grades. "
+        "hardest (default): an unsolved question with such an attempt is level 5 - a long-CoT model that "
+        "runs out of tokens could not finish, the strongest sign of difficulty, while a PRM would score "
+        "only the steps it wrote and could place it near solved. scored: graded like any wrong attempt "
+        "(PRM score of its steps, or pass rate). drop: left out of the question's samples; a question "
+        "with none left is not graded. A right answer still makes a question solved in every mode.",
+    )
     levels: LevelMapping = Field(default_factory=LevelMapping, description="Score to level 1..5.")
 
 
@@ -152,6 +184,11 @@ class ResponsesSpec(ApiModel):
     path: str = Field(min_length=1, description="JSONL or Parquet file of responses.")
     id_field: str = Field(default="id", description="Field with the question id.")
     response_field: str = Field(default="response", description="Field with the model's answer.")
+    finish_reason_field: str = Field(
+        default="finish_reason",
+        description="Optional field with each answer's finish reason (stop, length, ...: a string, or a "
+        "list beside a list of answers); length marks an answer cut off by max tokens (grader.truncated).",
+    )
 
 
 PASS_RATE_MESSAGE = "grader.method passRate needs sampling.n of at least 2"

@@ -139,6 +139,18 @@ class GradingRunStatus(ResourceStatus):
         ge=0,
         description="Questions whose reference answer or tests could not be used; reported, not graded.",
     )
+    truncated: int | None = Field(
+        default=None,
+        ge=0,
+        description="Questions with at least one answer cut off by sampling.maxTokens "
+        "(graded as grader.truncated says).",
+    )
+    prm_truncated: int | None = Field(
+        default=None,
+        ge=0,
+        description="Questions with an answer longer than the PRM's context (scored on the steps that "
+        "fit, or left out, as grader.prm.onOverflow says).",
+    )
 
 
 class DifficultyBankStatus(ResourceStatus):

@@ -155,10 +155,18 @@ class Attempt(Record):
     """PRM score of each reasoning step, in [0, 1]."""
     score: float | None = None
     """Aggregated step score (or share of tests passed for code without a PRM)."""
+    prm_truncated: bool | None = None
+    """The trace was longer than the PRM's context: only the steps that fitted were scored (and, under
+    onOverflow skip, the trace left out of the question's score). None when no PRM scored it."""
 
     @property
     def key(self) -> str:
         return f"{self.question_id}#{self.sample}"
+
+    @property
+    def truncated(self) -> bool:
+        """Cut off by max tokens (finish reason length): the model did not finish this answer."""
+        return self.finish_reason == "length"
 
 
 class GradedQuestion(Record):
@@ -178,6 +186,10 @@ class GradedQuestion(Record):
     """0 = solved (easy), 1..5 = unsolved, 5 hardest."""
     reason: str | None = None
     """Why the question has no level (ungradable)."""
+    truncated: int | None = None
+    """Attempts cut off by max tokens, dropped ones included (grader.truncated); None in older files."""
+    prm_truncated: bool | None = None
+    """A scored trace was longer than the PRM's context; None when no PRM scored this question."""
 
     @model_validator(mode="after")
     def _level_or_reason(self) -> GradedQuestion:
@@ -201,6 +213,10 @@ class BankEntry(Record):
     """The base model the level was measured for (difficulty is per model)."""
     origin: str = Field(min_length=1)
     """The grading run (namespace/name or path) this entry came from."""
+    truncated: int | None = None
+    """Attempts of the grading cut off by max tokens (GradedQuestion.truncated); None when not recorded."""
+    prm_truncated: bool | None = None
+    """A trace of its grading was longer than the PRM's context (GradedQuestion.prm_truncated)."""
 
     @property
     def key(self) -> str:

@@ -10,12 +10,19 @@ Callers: the grading stage, through `make_step_scorer(spec.grader.prm)`. Impleme
   step's score is P("+") / (P("+") + P("-")) from the next-token logits at its tag.
 - `JudgePRM` (adacot.backends.prm_judge): an LLM rates the steps; works over any Generator.
 
+System prompt (`prm_system_prompt`): `grader.prm.systemPrompt` when set, else one per question task -
+Qwen2.5-Math-PRM's own math prompt for math, a prompt asking for a Python solution for code (a code
+trace framed as a \\boxed{} answer is an input the PRM never saw; the code prompt at least states the
+task the steps serve). Math-Shepherd's input has no system turn.
+
 Batching: `batch_size` traces per forward pass, grouped by length (less padding) and right-padded.
-Truncation is explicit: a trace longer than `max_tokens` tokens is cut there before the forward pass,
-steps whose marker fell beyond the cut are dropped (the trace's StepScores has fewer scores and
-truncated=True) and `usage` counts the traces and steps lost. The surviving steps' scores are what the
-model gives on the truncated input; for the decoder-only PRMs used here that equals their score on the
-full input, because a position never sees later tokens.
+Truncation is explicit: the context is the smallest of `max_tokens`, the spec's `max_model_len` and the
+checkpoint's `max_position_embeddings` (positions past it were never trained, or do not exist). A trace
+longer than that is cut there before the forward pass, steps whose marker fell beyond the cut are
+dropped (the trace's StepScores has fewer scores and truncated=True) and `usage` counts the traces and
+steps lost. The surviving steps' scores are what the model gives on the truncated input; for the
+decoder-only PRMs used here that equals their score on the full input, because a position never sees
+later tokens. What the grade does with a cut trace is grader.prm.onOverflow's (adacot.stages.grade).
 
 Marker text inside a step (a literal "<extra_0>" or "ки") would create a phantom step; it is removed
 from the step text before encoding. Tested on CPU with tiny random-weight Qwen2 models built by
@@ -30,12 +37,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adacot.api.common import ModelSpec
+from adacot.api.common import ModelSpec, TaskType
 from adacot.api.generation import Endpoint, SamplingSpec
 from adacot.api.grading_run import PrmSpec
 from adacot.backends.base import Generator, PrmUsage, StepScorer, StepScores
+from adacot.backends.prm_judge import JUDGE_CODE_SYSTEM, JUDGE_SYSTEM
 
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+PRM_CODE_SYSTEM = (
+    "Please reason step by step, and give your final solution as Python code in one ```python block."
+)
+#: Default system prompts per question task, by PRM kind (languageModel has none).
+PRM_SYSTEMS = {TaskType.math: QWEN_PRM_SYSTEM, TaskType.code: PRM_CODE_SYSTEM}
+JUDGE_SYSTEMS = {TaskType.math: JUDGE_SYSTEM, TaskType.code: JUDGE_CODE_SYSTEM}
 QWEN_PRM_SEPARATOR = "<extra_0>"
 MATH_SHEPHERD_TAG = "ки"
 # ChatML, used only when the PRM's tokenizer brings no chat template of its own.
@@ -66,7 +80,6 @@ class _TokenPRM:
 
         self.spec = model
         self.batch_size = batch_size
-        self.max_tokens = min(max_tokens, model.max_model_len or max_tokens)
         self.device = device
         self.usage = PrmUsage()
         self._torch = torch
@@ -80,6 +93,8 @@ class _TokenPRM:
 
         self.tokenizer = AutoTokenizer.from_pretrained(source, **common)
         self.model = self._load(source, common, _dtype(torch, model.dtype, device)).to(device).eval()
+        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        self.max_tokens = min(n for n in (max_tokens, model.max_model_len, positions) if isinstance(n, int))
         self.marker_id = self._marker_id()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
 
@@ -282,15 +297,27 @@ JUDGE_SAMPLING = SamplingSpec(n=1, temperature=0.0, top_p=1.0, max_tokens=2048)
 """Judge decoding by default: greedy, one sample, room for a short rationale before the scores."""
 
 
+def prm_system_prompt(prm: PrmSpec, task: TaskType) -> str | None:
+    """The system message the PRM (or judge) gets for questions of `task`; None for none."""
+    if prm.kind == "languageModel":
+        return None
+    if prm.system_prompt is not None:
+        return prm.system_prompt or None
+    return (JUDGE_SYSTEMS if prm.kind == "llmJudge" else PRM_SYSTEMS)[task]
+
+
 def make_step_scorer(
     prm: PrmSpec,
     generator_factory: Callable[[Endpoint], Generator] | None = None,
     *,
+    task: TaskType = TaskType.math,
     device: str | None = None,
     judge_sampling: SamplingSpec = JUDGE_SAMPLING,
 ) -> StepScorer:
-    """The StepScorer `prm.kind` names. `generator_factory` builds the judge's Generator from its
-    endpoint (default: the OpenAI-compatible HTTP backend); `device` defaults to the first GPU if any."""
+    """The StepScorer `prm.kind` names, prompted for questions of `task`. `generator_factory` builds the
+    judge's Generator from its endpoint (default: the OpenAI-compatible HTTP backend); `device`
+    defaults to the first GPU if any."""
+    system = prm_system_prompt(prm, task)
     if prm.kind == "llmJudge":
         from adacot.backends.prm_judge import JudgePRM
 
@@ -301,6 +328,7 @@ def make_step_scorer(
             judge_sampling,
             batch_size=prm.batch_size,
             max_tokens=prm.max_tokens,
+            system=system,
         )
     assert prm.model is not None  # PrmSpec guarantees it for weight-based kinds
     where = device or _default_device()
@@ -312,7 +340,9 @@ def make_step_scorer(
             device=where,
             step_tag=prm.step_tag,
         )
-    return DiscriminativePRM(prm.model, batch_size=prm.batch_size, max_tokens=prm.max_tokens, device=where)
+    return DiscriminativePRM(
+        prm.model, batch_size=prm.batch_size, max_tokens=prm.max_tokens, device=where, system=system
+    )
 
 
 def _http_generator(endpoint: Endpoint) -> Generator:

@@ -32,6 +32,11 @@ JUDGE_SYSTEM = (
     "You are a meticulous grader of step-by-step math solutions. You check every step for errors in "
     "calculation, logic and relevance, and you judge each step given the steps before it."
 )
+JUDGE_CODE_SYSTEM = (
+    "You are a meticulous grader of step-by-step solutions to programming problems. You check every "
+    "step for errors in logic, algorithm, edge cases and code, and you judge each step given the steps "
+    "before it."
+)
 _INSTRUCTION = (
     "Rate every step from 0 (wrong or useless) to 10 (certainly correct). Reply with exactly one line "
     "per step, in order, and nothing else:\nStep 1: <score>\nStep 2: <score>\n..."
@@ -44,11 +49,11 @@ _BARE_SCORE = re.compile(r"^\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*\**\s*$")
 _REPLY_EXCERPT = 200
 
 
-def judge_prompt(question: str, steps: Sequence[str]) -> Prompt:
-    """The chat prompt that asks the judge to rate `steps`."""
+def judge_prompt(question: str, steps: Sequence[str], system: str | None = JUDGE_SYSTEM) -> Prompt:
+    """The chat prompt that asks the judge to rate `steps` (`system`: the judge's persona, or None)."""
     numbered = "\n\n".join(f"Step {k}: {s}" for k, s in enumerate(steps, start=1))
     user = f"Question:\n{question}\n\nSolution, in {len(steps)} steps:\n\n{numbered}\n\n{_INSTRUCTION}"
-    return Prompt.chat(user, system=JUDGE_SYSTEM)
+    return Prompt.chat(user, system=system)
 
 
 def parse_judge_reply(text: str, steps: int) -> list[float] | None:
@@ -70,7 +75,13 @@ class JudgePRM:
     """StepScorer over a Generator acting as judge. Takes ownership of the generator (closes it)."""
 
     def __init__(
-        self, generator: Generator, sampling: SamplingSpec, *, batch_size: int = 8, max_tokens: int = 8192
+        self,
+        generator: Generator,
+        sampling: SamplingSpec,
+        *,
+        batch_size: int = 8,
+        max_tokens: int = 8192,
+        system: str | None = JUDGE_SYSTEM,
     ) -> None:
         if batch_size < 1 or max_tokens < 1:
             raise ValueError(
@@ -81,6 +92,7 @@ class JudgePRM:
         self.sampling = sampling.model_copy(update={"n": 1})
         self.batch_size = batch_size
         self.max_tokens = max_tokens
+        self.system = system
         self.usage = PrmUsage()
 
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[StepScores]:
@@ -94,7 +106,7 @@ class JudgePRM:
     def _fit(self, question: str, steps: Sequence[str]) -> tuple[str, list[str]]:
         """The question and the steps that fit in max_tokens (estimated)."""
         budget = self.max_tokens * CHARS_PER_TOKEN - len(judge_prompt(question, []).messages[-1][1])
-        budget -= len(JUDGE_SYSTEM)
+        budget -= len(self.system or "")
         kept: list[str] = []
         for step in steps:
             budget -= len(step) + len(f"Step {len(kept) + 1}: \n\n")
@@ -108,7 +120,7 @@ class JudgePRM:
         out: dict[int, list[float] | str] = {}
         for start in range(0, len(indices), self.batch_size):
             chunk = indices[start : start + self.batch_size]
-            prompts = [judge_prompt(*fitted[i]) for i in chunk]
+            prompts = [judge_prompt(*fitted[i], system=self.system) for i in chunk]
             for completion in self.generator.generate(prompts, self.sampling):
                 index = chunk[completion.index]
                 out[index] = _read(completion.samples[0].text, completion.samples[0].error, fitted[index][1])

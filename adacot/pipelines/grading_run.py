@@ -47,6 +47,7 @@ from adacot.stages import levels
 from adacot.stages.grade import (
     PENDING_LEVEL,
     GradeStats,
+    Response,
     assign_level,
     grade_chunk,
     level_table,
@@ -55,7 +56,17 @@ from adacot.verify.factory import make_verifier
 
 PHASE1_DIR = "graded"
 #: The termination message: the figures the operator copies into status.
-SHORT_KEYS = ("kind", "name", "questions", "accuracy", "level_counts", "distribution", "unverifiable")
+SHORT_KEYS = (
+    "kind",
+    "name",
+    "questions",
+    "accuracy",
+    "level_counts",
+    "distribution",
+    "unverifiable",
+    "truncated",
+    "prm_truncated",
+)
 GeneratorFactory = Callable[[], Generator]
 ScorerFactory = Callable[[], StepScorer]
 
@@ -126,13 +137,13 @@ def _load(spec: GradingRunSpec, artifact: ArtifactDir, base_dir: str | Path | No
 # ------------------------------------------------------------------------------------ pre-generated
 
 
-def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> dict[str, list[str]]:
+def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> dict[str, list[Response]]:
     """Responses by question id, in file order (several rows, or a list in one row, give several
-    samples). JSONL or Parquet, by suffix."""
+    samples), with their finish reasons where the row has `finishReasonField`. JSONL or Parquet."""
     path = Path(spec.path) if base_dir is None else Path(base_dir) / spec.path
     if not path.is_file():
         raise FileNotFoundError(f"responses file {path} does not exist")
-    found: dict[str, list[str]] = {}
+    found: dict[str, list[Response]] = {}
     for where, row in read_rows(path):
         if spec.id_field not in row or spec.response_field not in row:
             raise ValueError(f"{where}: needs fields {spec.id_field!r} and {spec.response_field!r}")
@@ -140,12 +151,26 @@ def load_responses(spec: ResponsesSpec, base_dir: str | Path | None = None) -> d
         texts = value if isinstance(value, list) else [value]
         if not all(isinstance(t, str) for t in texts):
             raise ValueError(f"{where}: {spec.response_field!r} must be a string or a list of strings")
-        found.setdefault(str(row[spec.id_field]), []).extend(texts)
+        reasons = _finish_reasons(row.get(spec.finish_reason_field), len(texts), where, spec)
+        found.setdefault(str(row[spec.id_field]), []).extend(map(Response, texts, reasons))
     return found
 
 
+def _finish_reasons(value: Any, count: int, where: str, spec: ResponsesSpec) -> list[str | None]:
+    """One finish reason (or None) per response of a row: a string for one, a list for a list."""
+    name = spec.finish_reason_field
+    if value is None:
+        return [None] * count
+    reasons = value if isinstance(value, list) else [value]
+    if len(reasons) != count:
+        raise ValueError(f"{where}: {name!r} has {len(reasons)} entries for {count} responses")
+    if not all(r is None or isinstance(r, str) for r in reasons):
+        raise ValueError(f"{where}: {name!r} must be a string, null, or a list of them")
+    return list(reasons)
+
+
 def _check_responses(
-    responses: dict[str, list[str]], questions: Sequence[Question], spec: ResponsesSpec | None
+    responses: dict[str, list[Response]], questions: Sequence[Question], spec: ResponsesSpec | None
 ) -> None:
     ids = {q.id for q in questions}
     if responses and not ids & responses.keys():
@@ -162,7 +187,7 @@ def _check_responses(
 @contextmanager
 def _grader(
     spec: GradingRunSpec,
-    responses: dict[str, list[str]] | None,
+    responses: dict[str, list[Response]] | None,
     generator_factory: GeneratorFactory | None,
     scorer_factory: ScorerFactory | None,
 ) -> Iterator[ChunkWorker[Question, GradedQuestion]]:
@@ -226,7 +251,7 @@ def _default_scorer(spec: GradingRunSpec) -> ScorerFactory:
             raise RuntimeError("no PRM configured (grader.prm)")
         from adacot.backends.prm import make_step_scorer
 
-        built: StepScorer = make_step_scorer(spec.grader.prm)
+        built: StepScorer = make_step_scorer(spec.grader.prm, task=spec.questions.task)
         return built
 
     return build
@@ -276,13 +301,17 @@ def _assign_levels(resource: GradingRun, artifact: ArtifactDir, count: int) -> l
 
 
 def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
-    """Figures over the merged records plus the shards' counters and usage."""
+    """Figures over the merged records (with the questions flagged `truncated`: an answer cut off by max
+    tokens, and `prm_truncated`: a trace over the PRM's context) plus the shards' counters and usage."""
     level_list: list[int | None] = []
     reasons: Counter[str] = Counter()
+    flagged = {"truncated": 0, "prm_truncated": 0}
     tokens = {"prompt": 0, "completion": 0}
     for path in sorted(artifact.data_dir.glob("part-*")):
         for record in iter_records(path, GradedQuestion):
             level_list.append(record.level)
+            flagged["truncated"] += bool(record.truncated)
+            flagged["prm_truncated"] += bool(record.prm_truncated)
             if record.level is None:
                 reasons[(record.reason or "").split(":")[0]] += 1
             for attempt in record.attempts:
@@ -299,13 +328,15 @@ def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
         "distribution": {str(k): v for k, v in levels.distribution(level_list).items()} if graded else {},
         "unverifiable": len(level_list) - graded,
         "unverifiable_reasons": dict(sorted(reasons.items())),
+        **flagged,
         "tokens": tokens,
         **counters,
     }
 
 
 def _summary(resource: GradingRun, metrics: dict[str, Any]) -> dict[str, Any]:
-    keys = ("questions", "graded", "solved", "accuracy", "level_counts", "distribution", "unverifiable")
+    keys: tuple[str, ...] = ("questions", "graded", "solved", "accuracy", "level_counts", "distribution")
+    keys += ("unverifiable", "truncated", "prm_truncated")
     return {
         "complete": True,
         "kind": resource.KIND,

@@ -32,6 +32,8 @@ def figures(kind: str, summary: Mapping[str, Any]) -> str:
         parts += [f"accuracy {accuracy}" if accuracy else None, _levels(summary.get("level_counts"))]
         if summary.get("unverifiable"):
             parts.append(f"unverifiable {summary['unverifiable']}")
+        parts.append(f"cut off {summary['truncated']}" if summary.get("truncated") else None)
+        parts.append(f"PRM-truncated {summary['prm_truncated']}" if summary.get("prm_truncated") else None)
     elif kind == "DifficultyBank":
         parts = [f"{summary.get('questions')} questions" if "questions" in summary else None]
         parts += [_levels(summary.get("level_counts"))]

@@ -5,19 +5,24 @@ come in through the `Generator` and `StepScorer` protocols and a verifier with `
 
 Per question (phase 1, `grade_chunk`):
 1. k = sampling.n attempts: generated from the prompt (adacot.stages.prompts), or taken from
-   pre-generated responses (ResponsesSpec). A sample whose request failed for good gets the verdict
-   `generation_error` (undecided) instead of being verified.
+   pre-generated responses (ResponsesSpec, finish reasons when the file has them). A sample whose
+   request failed for good gets the verdict `generation_error` (undecided) instead of being verified.
 2. Every attempt is verified (math: final-answer equivalence; code: sandboxed tests).
-3. No decided verdict at all → the question is *not graded*: `level` None and `reason` says why
-   ("unverifiable reference: gold_unparseable" / "bad_tests", or "undecided: ..." for timeouts and
-   failed generations). The summary counts these; they never get a guessed level.
-4. pass rate (undecided samples count as not correct, adacot.stages.levels) and the solved rule →
-   solved questions are level 0.
-5. Unsolved questions get a score in [0, 1]: method prm → each wrong sample is split into steps, scored
-   by the PRM, steps aggregated (grader.prm.aggregation), then samples aggregated
+3. Attempts cut off by max tokens (finish reason length) are counted on the record (`truncated`);
+   under grader.truncated drop they leave the question's samples here.
+4. No decided verdict at all → the question is *not graded*: `level` None and `reason` says why
+   ("unverifiable reference: gold_unparseable" / "bad_tests", "undecided: ..." for timeouts and
+   failed generations, "no attempts: ..."). The summary counts these; they never get a guessed level.
+5. pass rate (undecided samples count as not correct, adacot.stages.levels) and the solved rule →
+   solved questions are level 0. Under grader.truncated hardest (the default) an unsolved question
+   with a cut-off attempt is level 5 at once, unscored.
+6. Other unsolved questions get a score in [0, 1]: method prm → each wrong sample is split into steps,
+   scored by the PRM, steps aggregated (grader.prm.aggregation), then samples aggregated
    (grader.prm.sampleAggregation); code without a PRM → the share of tests passed, aggregated the same
    way (mean when no PRM block); method passRate → `pass_rate_score`. A question whose wrong samples
-   give no score (no step scored) is not graded either, with that reason.
+   give no score (no step scored) is not graded either, with that reason. A trace longer than the
+   PRM's context is flagged `prm_truncated` (attempt and question) and scored on the steps that fit,
+   or left unscored under grader.prm.onOverflow skip.
 
 Levels of unsolved questions need every score of the run when `levels.mode` is quantiles, and a shard
 sees only its own questions. So grading is two-phase: phase 1 writes records whose unsolved questions
@@ -31,6 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from adacot.api.common import TaskType
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
@@ -43,7 +49,20 @@ from adacot.stages.steps import split_steps
 from adacot.verify.factory import ResponseVerifier
 
 PENDING_LEVEL = "level pending: assigned when all shards are merged"
+ALL_CUT_OFF = "no attempts: every sample was cut off by max tokens (grader.truncated drop)"
 _UNVERIFIABLE_REFERENCE = ("gold_unparseable", "bad_tests")
+HARDEST_LEVEL = 5
+
+
+@dataclass(frozen=True)
+class Response:
+    """A pre-generated answer and, when the file records it, why generation stopped."""
+
+    text: str
+    finish_reason: str | None = None
+
+
+ResponseLike: TypeAlias = str | Response
 
 
 @dataclass
@@ -99,9 +118,14 @@ def generate_attempts(
     return found
 
 
-def attempts_from_responses(question: Question, texts: Sequence[str]) -> list[Attempt]:
-    """Attempts from pre-generated responses (ResponsesSpec); token counts and finish reasons unknown."""
-    return [Attempt(question_id=question.id, sample=i, text=t) for i, t in enumerate(texts)]
+def attempts_from_responses(question: Question, responses: Sequence[ResponseLike]) -> list[Attempt]:
+    """Attempts from pre-generated responses (ResponsesSpec); token counts unknown, finish reasons
+    unknown for plain strings."""
+    found = [r if isinstance(r, Response) else Response(r) for r in responses]
+    return [
+        Attempt(question_id=question.id, sample=i, text=r.text, finish_reason=r.finish_reason)
+        for i, r in enumerate(found)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ verdicts
@@ -159,9 +183,14 @@ def score_with_prm(
         raise RuntimeError(f"step scorer returned {len(scored)} results for {len(batch)} traces")
     stats.prm_traces += len(batch)
     stats.prm_truncated += sum(1 for s in scored if s.truncated)
+    skip = prm.on_overflow == "skip"
     return {
         id(a): a.model_copy(
-            update={"step_scores": list(s.scores), "score": levels.aggregate_steps(s.scores, prm.aggregation)}
+            update={
+                "step_scores": list(s.scores),
+                "score": None if skip and s.truncated else levels.aggregate_steps(s.scores, prm.aggregation),
+                "prm_truncated": s.truncated,
+            }
         )
         for (_, a), s in zip(items, scored, strict=True)
     }
@@ -181,6 +210,7 @@ class _Pending:
     question: Question
     attempts: list[Attempt]
     rate: float
+    cut: int
 
 
 def _solved(spec: GradingRunSpec, attempts: Sequence[Attempt]) -> bool:
@@ -206,7 +236,15 @@ def _unsolved_record(item: _Pending, spec: GradingRunSpec) -> GradedQuestion:
         solved=False,
         score=score,
         reason=reason,
+        truncated=item.cut,
+        prm_truncated=_prm_truncated(item.attempts),
     )
+
+
+def _prm_truncated(attempts: Sequence[Attempt]) -> bool | None:
+    """Whether a PRM-scored trace of the question overflowed the PRM's context; None if none was scored."""
+    flags = [a.prm_truncated for a in attempts if a.prm_truncated is not None]
+    return any(flags) if flags else None
 
 
 def _score_unsolved(
@@ -244,23 +282,43 @@ def grade_attempts(
     records: dict[str, GradedQuestion] = {}
     pending: list[_Pending] = []
     for question in questions:
-        mine = attempts[question.id]
-        _count(stats, mine)
-        reason = _ungradable_reason(mine)
+        _count(stats, attempts[question.id])
+        cut = sum(1 for a in attempts[question.id] if a.truncated)
+        mine = _kept(attempts[question.id], spec)
+        reason = ALL_CUT_OFF if cut and not mine else _ungradable_reason(mine)
         if reason is not None:
-            records[question.id] = GradedQuestion(question=question, attempts=mine, reason=reason)
+            records[question.id] = GradedQuestion(
+                question=question, attempts=mine, reason=reason, truncated=cut
+            )
             continue
         rate = levels.pass_rate([a.verdict for a in mine])
         if _solved(spec, mine):
             records[question.id] = GradedQuestion(
-                question=question, attempts=mine, pass_rate=rate, solved=True, level=0
+                question=question, attempts=mine, pass_rate=rate, solved=True, level=0, truncated=cut
+            )
+        elif cut and spec.grader.truncated == "hardest":
+            records[question.id] = GradedQuestion(
+                question=question,
+                attempts=mine,
+                pass_rate=rate,
+                solved=False,
+                level=HARDEST_LEVEL,
+                truncated=cut,
             )
         else:
-            pending.append(_Pending(question, list(mine), rate))
+            pending.append(_Pending(question, list(mine), rate, cut))
     _score_unsolved(pending, spec, scorer, stats)
     for item in pending:
         records[item.question.id] = _unsolved_record(item, spec)
     return [records[q.id] for q in questions]
+
+
+def _kept(attempts: Sequence[Attempt], spec: GradingRunSpec) -> list[Attempt]:
+    """The attempts that count as the question's samples: all, or under grader.truncated drop the
+    finished ones."""
+    if spec.grader.truncated == "drop":
+        return [a for a in attempts if not a.truncated]
+    return list(attempts)
 
 
 def _count(stats: GradeStats, attempts: Sequence[Attempt]) -> None:
@@ -277,7 +335,7 @@ def grade_chunk(
     verifier: ResponseVerifier,
     *,
     generator: Generator | None = None,
-    responses: Mapping[str, Sequence[str]] | None = None,
+    responses: Mapping[str, Sequence[ResponseLike]] | None = None,
     scorer: Callable[[], StepScorer] | None = None,
     stats: GradeStats | None = None,
 ) -> list[GradedQuestion]:

@@ -183,3 +183,10 @@ def test_generation_is_recorded_on_status_and_conditions() -> None:
     status = compute_status(sample("GradingRun", "qwen7b-pool", generation=4), Children(), {}, NOW)
     assert status["observedGeneration"] == 4
     assert {c["observedGeneration"] for c in status["conditions"]} == {4}
+
+
+def test_grading_counts_of_cut_off_and_prm_truncated_answers_reach_status() -> None:
+    message = json.dumps({**SUMMARY, "truncated": 3, "prm_truncated": 5})
+    done = pod(phase="Succeeded", terminated={"exitCode": 0, "message": message})
+    status = compute_status(POOL, Children(job=job(conditions=DONE), pods=[done]), {}, NOW)
+    assert (status["truncated"], status["prmTruncated"]) == (3, 5)
