@@ -186,6 +186,14 @@ def test_finish_reasons_from_responses_reach_records_summary_bank_and_table(tmp_
     )
     flags = {e.question.id: (e.truncated, e.prm_truncated) for e in bank.entries}
     assert flags == {"q0": (0, None), "q1": (1, None), "q2": (0, True)}
+    # Re-levelled with another run's cut points, the cut-off question stays at level 5 (it has no score).
+    relevelled = build_bank(
+        [SourceRows("cut", "/models/s", list(records.values()))],
+        model=None,
+        dedupe=DedupeSpec(),
+        cuts=[0.05, 0.5, 0.6, 0.7],
+    )
+    assert {e.question.id: e.level for e in relevelled.entries} == {"q0": 0, "q1": 5, "q2": 4}
 
 
 def test_bank_rows_written_before_the_flags_still_read() -> None:
