@@ -123,7 +123,8 @@ def test_grade_math500_with_real_vllm_and_prm(tiny_lm: Path, tmp_path: Path) -> 
         "inference": {"engine": "vllm", "batchSize": 4,
                       "vllm": {"extraArgs": ["--kv-cache-memory-bytes", KV_CACHE_BYTES]}},
         "sampling": {"n": 2, "maxTokens": 32, "temperature": 1.0, "seed": 5},
-        "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}},
+        # Random weights and 32 tokens: most answers are cut off; `scored` still sends them to the PRM.
+        "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}, "truncated": "scored"},
         "verification": {"workers": 1},
     })  # fmt: skip
     out = tmp_path / "graded"
@@ -136,6 +137,7 @@ def test_grade_math500_with_real_vllm_and_prm(tiny_lm: Path, tmp_path: Path) -> 
     assert summary["unverifiable"] == 1
     for record in (r for r in records.values() if r.key != "broken"):
         assert len(record.attempts) == 2 and record.level is not None
+        assert record.truncated == sum(a.finish_reason == "length" for a in record.attempts)
         for attempt in record.attempts:
             assert attempt.verdict is not None and attempt.finish_reason in ("stop", "length")
             assert 0 < (attempt.completion_tokens or 0) <= 32 and (attempt.prompt_tokens or 0) > 0

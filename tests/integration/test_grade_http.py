@@ -49,7 +49,8 @@ def grading_resource(server: VllmServer, model_dir: Path, prm: Path) -> dict[str
             "inference": {"engine": "http", "batchSize": 3, "endpoint": {
                 "url": server.url, "model": server.model, "concurrency": 4, "timeoutSeconds": 120}},
             "sampling": {"n": K, "maxTokens": MAX_TOKENS, "temperature": 1.0, "seed": 11},
-            "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}},
+            # 32 tokens cut most answers off; `scored` still sends them to the PRM, which is under test.
+            "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}, "truncated": "scored"},
             "verification": {"workers": 1},
         },
     }  # fmt: skip
