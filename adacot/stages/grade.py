@@ -283,34 +283,36 @@ def grade_attempts(
     pending: list[_Pending] = []
     for question in questions:
         _count(stats, attempts[question.id])
-        cut = sum(1 for a in attempts[question.id] if a.truncated)
-        mine = _kept(attempts[question.id], spec)
-        reason = ALL_CUT_OFF if cut and not mine else _ungradable_reason(mine)
-        if reason is not None:
-            records[question.id] = GradedQuestion(
-                question=question, attempts=mine, reason=reason, truncated=cut
-            )
-            continue
-        rate = levels.pass_rate([a.verdict for a in mine])
-        if _solved(spec, mine):
-            records[question.id] = GradedQuestion(
-                question=question, attempts=mine, pass_rate=rate, solved=True, level=0, truncated=cut
-            )
-        elif cut and spec.grader.truncated == "hardest":
-            records[question.id] = GradedQuestion(
-                question=question,
-                attempts=mine,
-                pass_rate=rate,
-                solved=False,
-                level=HARDEST_LEVEL,
-                truncated=cut,
-            )
+        outcome = _phase_one(question, attempts[question.id], spec)
+        if isinstance(outcome, _Pending):
+            pending.append(outcome)
         else:
-            pending.append(_Pending(question, list(mine), rate, cut))
+            records[question.id] = outcome
     _score_unsolved(pending, spec, scorer, stats)
     for item in pending:
         records[item.question.id] = _unsolved_record(item, spec)
     return [records[q.id] for q in questions]
+
+
+def _phase_one(
+    question: Question, attempts: Sequence[Attempt], spec: GradingRunSpec
+) -> GradedQuestion | _Pending:
+    """The record of an ungradable, solved or cut-off-hardest question; a _Pending one to be scored."""
+    cut = sum(1 for a in attempts if a.truncated)
+    mine = _kept(attempts, spec)
+    reason = ALL_CUT_OFF if cut and not mine else _ungradable_reason(mine)
+    if reason is not None:
+        return GradedQuestion(question=question, attempts=mine, reason=reason, truncated=cut)
+    rate = levels.pass_rate([a.verdict for a in mine])
+    if _solved(spec, mine):
+        return GradedQuestion(
+            question=question, attempts=mine, pass_rate=rate, solved=True, level=0, truncated=cut
+        )
+    if cut and spec.grader.truncated == "hardest":
+        return GradedQuestion(
+            question=question, attempts=mine, pass_rate=rate, solved=False, level=HARDEST_LEVEL, truncated=cut
+        )
+    return _Pending(question, mine, rate, cut)
 
 
 def _kept(attempts: Sequence[Attempt], spec: GradingRunSpec) -> list[Attempt]:
