@@ -117,7 +117,7 @@ class _TokenPRM:
         return int(ids[0])
 
     def score(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[StepScores]:
-        encoded = [self._encode(q, steps) for q, steps in items]
+        encoded = [self.encode(q, steps) for q, steps in items]
         results: list[StepScores | None] = [None] * len(items)
         order = sorted(range(len(items)), key=lambda i: len(encoded[i].ids), reverse=True)
         todo = [i for i in order if encoded[i].positions]
@@ -130,7 +130,8 @@ class _TokenPRM:
                 results[i] = self._record(encoded[i], scores)
         return [r for r in results if r is not None]
 
-    def _encode(self, question: str, steps: Sequence[str]) -> _Encoded:
+    def encode(self, question: str, steps: Sequence[str]) -> _Encoded:
+        """Token ids and separator positions of one trace, as scored (and as adacot.demo.prm trains)."""
         clean = [s.replace(self.marker, "").strip() for s in steps]
         if not clean:
             return _Encoded([], [], 0)
@@ -265,7 +266,7 @@ class LanguageModelPRM(_TokenPRM):
 
     def _marker_id(self) -> int:
         # Math-Shepherd's own code takes the last token of encode("ки"); the marker count check in
-        # _encode catches a tokenizer that encodes the tag differently in context.
+        # encode catches a tokenizer that encodes the tag differently in context.
         return self._last_token(self.marker)
 
     def _last_token(self, text: str) -> int:

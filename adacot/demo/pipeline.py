@@ -3,7 +3,7 @@
 Callers: adacot.cli.demo and tests. Steps, each shown as it happens:
 
 1. Train (or reuse from WORKDIR/models) the student and the teacher on the synthetic sums
-   (adacot.demo.pretrain).
+   (adacot.demo.pretrain), then the PRM-Grader on the student's labelled steps (adacot.demo.prm).
 2. Write the question files and distill.yaml under WORKDIR/project (adacot.demo.spec).
 3. Serve the teacher with vLLM's OpenAI-compatible server (`vllm serve`'s equivalent, through
    adacot.backends.teacher_server) -- only when a DistillationJob still has work.
@@ -31,7 +31,8 @@ from adacot.api.distillation_job import DistillationJob, TeacherServer
 from adacot.api.generation import Endpoint, VllmOptions
 from adacot.demo import spec
 from adacot.demo.pretrain import train_model
-from adacot.demo.synthetic import direct_answer, step_answer
+from adacot.demo.prm import train_prm
+from adacot.demo.synthetic import partial_answer, step_answer
 from adacot.runner import console, table
 
 Echo = Callable[[str], None]
@@ -77,17 +78,18 @@ def run_demo(
         shutil.rmtree(workdir)
     claim_workdir(workdir, "quick" if quick else "full")
     models, project = workdir / "models", workdir / "project"
-    echo(f"[1/5] training the student and the teacher ({'quick' if quick else 'full'} size)")
-    student = train_model(models / "student", size.student, direct_answer, label="student", log=echo)
+    echo(f"[1/5] training the student, the teacher and the PRM ({'quick' if quick else 'full'} size)")
+    student = train_model(models / "student", size.student, partial_answer, label="student", log=echo)
     teacher = train_model(models / "teacher", size.teacher, step_answer, label="teacher", log=echo)
     echo(f"[2/5] writing questions and distill.yaml to {project}")
-    spec.write_questions(project, size)
+    questions = spec.write_questions(project, size)
+    prm = train_prm(models / "prm", size.prm, student, avoid=spec.question_ids(questions), log=echo)
     port = _free_port()
     endpoint = Endpoint(
         url=f"http://127.0.0.1:{port}/v1", model="teacher", concurrency=16, timeout_seconds=300
     )
     spec_file = project / "distill.yaml"
-    spec_file.write_text(spec.dump(spec.documents(project, size, student, endpoint)))
+    spec_file.write_text(spec.dump(spec.documents(project, size, student, prm, endpoint)))
     stages = runner.plan(spec_file, workdir / "runs")
     with _teacher(stages, teacher, port, workdir / "teacher-server.log", echo):
         echo("[4/5] running the pipeline (adacot run distill.yaml)")

@@ -4,16 +4,20 @@ Callers: adacot.demo.pipeline. Pure: sizes in, documents out (plus writing the q
 
 The file holds the method and its ablation in miniature, all in one namespace:
 
-    pool (GradingRun, bankRef) ──▶ bank (DifficultyBank) ──▶ adaptive (DistillationJob, fromGradingRun: eval)
-    eval (GradingRun: P_eval) ─────────────────────────────┘ └▶ ablation (DistillationJob, same N and seed,
-                                                               uniform table over levels 0..5)
+    pool (GradingRun, bankRef) ──▶ bank (DifficultyBank, cut points from eval) ──▶ adaptive (DistillationJob,
+    eval (GradingRun: P_eval, quantile levels) ──┴──────────────────────────────┘   fromGradingRun: eval)
+                                                                     └▶ ablation (DistillationJob, same N
+                                                                        and seed, uniform over 0..5)
     adaptive ──▶ adaptive-sft (SFTJob, evaluation on the test set, compareBase: accuracy before/after)
     ablation ──▶ ablation-sft (SFTJob, evaluation on the same test set)
 
-Grading uses the pass-rate grader (a PRM means nothing for a 0.7M-parameter model): k samples at
-temperature 0.7, solved only when every sample is right, and the share right maps to levels 1..5 with
-the default bins (so with k = 5 each unsolved level is one more wrong sample). Pool, eval and test
-questions are disjoint sums.
+Grading is the paper's PRM-Grader: k samples at temperature 0.7; a question is solved (level 0) when
+every sample is right; an unsolved one is scored by the PRM (adacot.demo.prm: Qwen2.5-Math-PRM's
+convention, trained here on the student's labelled steps), each answer by its weakest step (min), the
+question by the mean over its wrong answers. The eval run places those scores in five equal groups
+(quantiles) and records its cut points; the bank re-levels the pool with exactly those cut points, so
+P_eval and the bank share one scale. `grading(...)` also builds the pass-rate grader's runs (the
+experiment's arm B). Pool, eval and test questions are disjoint sums.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import yaml
 
 from adacot.api.generation import Endpoint
 from adacot.demo.pretrain import PretrainPlan
+from adacot.demo.prm import PrmPlan
 from adacot.demo.synthetic import sums
 
 API_VERSION = "adacot.dev/v1alpha1"
@@ -51,15 +56,18 @@ class DemoSize:
     teacher: PretrainPlan
     sft_epochs: float
     grading_engine: str
+    prm: PrmPlan
 
 
 FULL = DemoSize(
-    pool=600, eval=200, test=200, distill=200, k=5, sft_epochs=30, grading_engine="vllm",
+    pool=600, eval=200, test=200, distill=200, k=4, sft_epochs=30, grading_engine="vllm",
     student=PretrainPlan(steps=1000, seed=1, learning_rate=1e-3), teacher=PretrainPlan(steps=1500, seed=2),
+    prm=PrmPlan(questions=2000, steps=400),
 )  # fmt: skip
 QUICK = DemoSize(
     pool=120, eval=60, test=60, distill=40, k=4, sft_epochs=30, grading_engine="transformers",
     student=PretrainPlan(steps=800, seed=1, learning_rate=1e-3), teacher=PretrainPlan(steps=400, seed=2),
+    prm=PrmPlan(questions=300, steps=60, held_out=100),
 )  # fmt: skip
 
 
@@ -91,19 +99,53 @@ def write_questions(root: Path, size: DemoSize, seed: int = 0) -> dict[str, Path
     return paths
 
 
-def documents(root: Path, size: DemoSize, student: Path, teacher: Endpoint) -> list[dict[str, Any]]:
-    """The eight resources, paths relative to `root` (where the YAML is written)."""
-    model = {"path": os.path.relpath(student, root), "maxModelLen": MAX_MODEL_LEN}
-    docs = [
-        _doc("GradingRun", "pool", {**_grading(size, "pool.jsonl", model), "bankRef": {"name": "bank"}}),
-        _doc("GradingRun", "eval", _grading(size, "eval.jsonl", model)),
-        _doc("DifficultyBank", "bank", {}),
-        _doc("DistillationJob", "adaptive", _distil(size, teacher, {"fromGradingRun": {"name": "eval"}})),
-        _doc("DistillationJob", "ablation", _distil(size, teacher, {"table": UNIFORM})),
-        _doc("SFTJob", "adaptive-sft", _sft(size, "adaptive", compare_base=True)),
-        _doc("SFTJob", "ablation-sft", _sft(size, "ablation", compare_base=False)),
+def question_ids(paths: dict[str, Path]) -> set[str]:
+    """Ids of every question in the written sets (the PRM trains on other sums)."""
+    return {json.loads(line)["id"] for path in paths.values() for line in path.read_text().splitlines()}
+
+
+def documents(
+    root: Path, size: DemoSize, student: Path, prm: Path, teacher: Endpoint
+) -> list[dict[str, Any]]:
+    """The seven resources, paths relative to `root` (where the YAML is written)."""
+    docs = graded_bank(root, size, student, prm_grader(root, prm))
+    return [
+        *docs,
+        doc("DistillationJob", "adaptive", distil(size, teacher, {"fromGradingRun": {"name": "eval"}})),
+        doc("DistillationJob", "ablation", distil(size, teacher, {"table": UNIFORM})),
+        doc("SFTJob", "adaptive-sft", sft(size, "adaptive", compare_base=True)),
+        doc("SFTJob", "ablation-sft", sft(size, "ablation", compare_base=False)),
     ]
-    return docs
+
+
+def graded_bank(
+    root: Path, size: DemoSize, student: Path, grader: dict[str, Any], *, suffix: str = ""
+) -> list[dict[str, Any]]:
+    """pool → bank and eval (P_eval) for one student and grader; names end with `suffix`. A PRM grader's
+    bank takes its cut points from the eval run, whose levels are quantiles (the module docstring)."""
+    model = {"path": os.path.relpath(student, root), "maxModelLen": MAX_MODEL_LEN}
+    fitted = grader["method"] == "prm"
+    eval_grader = {**grader, "levels": {"mode": "quantiles"}} if fitted else grader
+    bank = {"levels": {"cutPointsFrom": {"name": f"eval{suffix}"}}} if fitted else {}
+    pool = {**grading(size, "pool.jsonl", model, grader), "bankRef": {"name": f"bank{suffix}"}}
+    return [
+        doc("GradingRun", f"pool{suffix}", pool),
+        doc("GradingRun", f"eval{suffix}", grading(size, "eval.jsonl", model, eval_grader)),
+        doc("DifficultyBank", f"bank{suffix}", bank),
+    ]
+
+
+def prm_grader(root: Path, prm: Path) -> dict[str, Any]:
+    """The PRM-Grader over the demo's PRM (a Qwen2.5-Math-PRM-shaped checkpoint: remote code)."""
+    model = {"path": os.path.relpath(prm, root), "trustRemoteCode": True, "maxModelLen": 512}
+    return {
+        "method": "prm", "solvedRule": "threshold", "solvedThreshold": 1.0,
+        "prm": {"kind": "discriminative", "model": model, "stepSplit": "newlines", "aggregation": "min",
+                "sampleAggregation": "mean", "batchSize": 64},
+    }  # fmt: skip
+
+
+PASS_RATE_GRADER = {"method": "passRate", "solvedRule": "threshold", "solvedThreshold": 1.0}
 
 
 class _KubectlSafeDumper(yaml.SafeDumper):
@@ -118,7 +160,7 @@ def dump(docs: list[dict[str, Any]]) -> str:
     return yaml.dump_all(docs, Dumper=_KubectlSafeDumper, sort_keys=False)
 
 
-def _doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def doc(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
@@ -131,26 +173,30 @@ _PROMPT = {"instruction": ""}  # the question alone: what the models were traine
 _VERIFY = {"workers": 1}
 
 
-def _grading(size: DemoSize, path: str, model: dict[str, Any]) -> dict[str, Any]:
+def grading(size: DemoSize, path: str, model: dict[str, Any], grader: dict[str, Any]) -> dict[str, Any]:
+    """A GradingRun's spec: k samples of `model` on the questions in `path`, graded by `grader`."""
     return {
         "questions": {"path": path, "fields": {"id": "id"}},
         "model": model,
         "inference": _inference(size.grading_engine),
         "prompt": _PROMPT,
-        "sampling": {"n": size.k, "maxTokens": 16, "temperature": 0.7, "topP": 1.0, "seed": 0},
-        "grader": {"method": "passRate", "solvedRule": "threshold", "solvedThreshold": 1.0},
+        "sampling": {"n": size.k, "maxTokens": 32, "temperature": 0.7, "topP": 1.0, "seed": 0},
+        "grader": grader,
         "verification": _VERIFY,
         "resources": {"gpus": 0},
     }
 
 
-def _distil(size: DemoSize, teacher: Endpoint, distribution: dict[str, Any]) -> dict[str, Any]:
+def distil(
+    size: DemoSize, teacher: Endpoint, distribution: dict[str, Any], *, bank: str = "bank", seed: int = 0
+) -> dict[str, Any]:
+    """A DistillationJob's spec: `size.distill` questions of `bank` drawn to `distribution` with `seed`."""
     endpoint = teacher.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     return {
-        "bankRef": {"name": "bank"},
+        "bankRef": {"name": bank},
         "distribution": distribution,
         "size": size.distill,
-        "seed": 0,
+        "seed": seed,
         "teacher": {
             "endpoint": endpoint,
             "prompt": _PROMPT,
@@ -162,18 +208,27 @@ def _distil(size: DemoSize, teacher: Endpoint, distribution: dict[str, Any]) -> 
     }
 
 
-def _sft(size: DemoSize, job: str, *, compare_base: bool) -> dict[str, Any]:
+def sft(
+    size: DemoSize,
+    job: str,
+    *,
+    compare_base: bool,
+    seed: int = 0,
+    test: str = "test.jsonl",
+    engine: str = "transformers",
+) -> dict[str, Any]:
+    """An SFTJob's spec: fine-tune on `job`'s traces (seeded order), evaluate greedily on `test`."""
     training = {
         "epochs": size.sft_epochs, "learningRate": 1e-3, "perDeviceBatchSize": 8,
         "gradientAccumulationSteps": 1, "lrScheduler": "constant", "warmupRatio": 0,
         "maxSeqLength": MAX_MODEL_LEN, "packing": False, "gradientCheckpointing": False,
-        "loggingSteps": 1, "saveSteps": 1000, "precision": "fp32",
+        "loggingSteps": 1, "saveSteps": 1000, "precision": "fp32", "seed": seed,
     }  # fmt: skip
     evaluation = {
-        "datasets": [{"name": "test", "path": "test.jsonl", "fields": {"id": "id"}}],
+        "datasets": [{"name": Path(test).stem, "path": test, "fields": {"id": "id"}}],
         "sampling": {"n": 1, "maxTokens": 64, "temperature": 0.0, "seed": 0},  # greedy accuracy
         "prompt": _PROMPT,
-        "inference": _inference("transformers"),
+        "inference": _inference(engine),
         "verification": _VERIFY,
         "compareBase": compare_base,
     }

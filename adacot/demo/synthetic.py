@@ -4,12 +4,16 @@ Callers: adacot.demo.pretrain (training texts), adacot.demo.pipeline (question f
 
 Why sums: the answer is checkable exactly, difficulty grows with the number of digits and carries, and
 a model of 0.7M parameters learns part of it in minutes on a CPU, so the student solves
-some questions and fails others. Two answer styles:
+some questions and fails others. Three answer styles:
 
-- direct (the student): `\\boxed{132}`, the answer only;
+- partial results (the student): one line per partial result, right to left -- the last digit of the
+  sum, then the last two, ... -- then the boxed answer (`2`, `32`, `\\boxed{132}`). Each line is a
+  step a process reward model can score, and each is checkable (`step_labels`). The carries stay in
+  the model's head, which makes it short and unreliable: the student gets some lines wrong.
 - step by step (the teacher): R1-style `<think>` with one line per column, right to left, each with its
   carry, then the boxed answer. Every line is a one-digit sum, which a tiny model learns far more easily
   than a whole sum at once; this is what makes the teacher stronger than the student.
+- direct: `\\boxed{132}`, the answer only (no steps; kept for tests of answer-only students).
 
 Questions carry no instruction (the specs set `prompt.instruction: ""`): a tiny model has no use for
 English, and every token it must attend over costs accuracy.
@@ -53,6 +57,34 @@ class Sum:
 def direct_answer(item: Sum) -> str:
     """The student's answer: the result alone."""
     return f"\\boxed{{{item.answer}}}"
+
+
+def partial_results(item: Sum) -> list[str]:
+    """The right steps of the student's style: the last 1, 2, ... digits of the sum, one per column
+    (zero-padded: 105+3 gives 8, 08), then the boxed answer, which adds a final carry (47+85: 2, 32,
+    \\boxed{132})."""
+    total = item.answer
+    lines = [total[-(i + 1) :].rjust(i + 1, "0") for i in range(item.digits)]
+    return [*lines, f"\\boxed{{{total}}}"]
+
+
+def partial_answer(item: Sum) -> str:
+    """The student's answer: partial results, one per line, then the result."""
+    return "\n".join(partial_results(item))
+
+
+def step_labels(item: Sum, steps: list[str]) -> list[bool]:
+    """Whether each step of a partial-results answer is right: line i is right when it equals the i-th
+    partial result, a boxed line when it holds the answer. The automatic labels a PRM is trained on."""
+    truth = partial_results(item)
+    labels, line = [], 0
+    for step in steps:
+        if step.startswith("\\boxed"):
+            labels.append(step == truth[-1])
+            continue
+        labels.append(line < len(truth) - 1 and step == truth[line])
+        line += 1
+    return labels
 
 
 def step_answer(item: Sum) -> str:

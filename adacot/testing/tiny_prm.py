@@ -170,3 +170,42 @@ def build_tiny_remote_code_prm(directory: str | Path, *, seed: int = 0, hidden: 
     config["auto_map"] = {"AutoModel": "modeling_prm.Qwen2ForProcessRewardModel"}
     config_path.write_text(json.dumps(config, indent=2))
     return out
+
+
+def build_prm_from_lm(lm: str | Path, directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a Qwen2.5-Math-PRM-shaped PRM (remote code, `<extra_0>` separator, two-class head) whose
+    body starts from the causal LM in `lm`, as the real one starts from Qwen2.5-Math-7B-Instruct.
+
+    The LM's tokenizer gains the separator as a special token (one new embedding row, drawn at random);
+    the score head is random. Loads only through AutoModel with trust_remote_code, like the real one.
+    """
+    import importlib.util
+    import json
+
+    import torch
+    from transformers import AddedToken, AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(lm)
+    tokenizer.add_tokens([AddedToken(SEPARATOR, special=True, normalized=False)], special_tokens=True)
+    tokenizer.save_pretrained(out)
+    body: Any = AutoModelForCausalLM.from_pretrained(lm, dtype=torch.float32)
+    (out / "modeling_prm.py").write_text(_REMOTE_CODE)
+    spec = importlib.util.spec_from_file_location("tiny_modeling_prm", out / "modeling_prm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = body.config
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(seed)
+    model = module.Qwen2ForProcessRewardModel(config)
+    body.resize_token_embeddings(len(tokenizer))
+    model.model.load_state_dict(body.model.state_dict())
+    model.save_pretrained(out)
+    config_path = out / "config.json"
+    saved = json.loads(config_path.read_text())
+    saved["architectures"] = ["Qwen2ForProcessRewardModel"]
+    saved["auto_map"] = {"AutoModel": "modeling_prm.Qwen2ForProcessRewardModel"}
+    config_path.write_text(json.dumps(saved, indent=2))
+    return out
