@@ -233,11 +233,13 @@ def _markdown(facts: Mapping[str, Any], size: DemoSize, images: Mapping[str, str
     lines = [
         "# adacot demo report",
         "",
-        "A student and a teacher were trained from scratch on sums of 1- to 3-digit numbers: the student "
-        f"answers directly ({student.get('steps')} steps, final loss {student.get('final_loss')}), the "
+        "A student, a teacher and a PRM were trained from scratch on sums of 1- to 3-digit numbers: the "
+        "student writes one line per partial result, then its answer "
+        f"({student.get('steps')} steps, final loss {student.get('final_loss')}), the "
         f"teacher writes column sums with carries ({teacher.get('steps')} steps, final loss "
         f"{teacher.get('final_loss')}). The student was graded on {size.pool} pool and {size.eval} eval "
-        f"questions (k = {size.k}, pass-rate grader); {size.distill} questions were drawn from the bank "
+        f"questions (k = {size.k}, graded by the trained PRM: unsolved questions get levels 1..5 from "
+        f"their min step score); {size.distill} questions were drawn from the bank "
         "twice, "
         "by the student's own P_eval (adaptive) and uniformly over levels 0..5 (ablation), the teacher "
         "(served by vLLM) wrote verified chains of thought, and the student was fine-tuned on each set and "

@@ -148,7 +148,7 @@ def test_truncation_drops_the_steps_that_do_not_fit_and_counts_them(
 ) -> None:
     full = disc.score(items)
     question, steps = items[0]
-    encoded = disc._encode(question, steps)
+    encoded = disc.encode(question, steps)
     cut = encoded.positions[2] + 1  # room for exactly three of the five separators
     short = DiscriminativePRM(ModelSpec(path=str(prm_dirs["disc"])), max_tokens=cut, batch_size=2)
     results = short.score(items)

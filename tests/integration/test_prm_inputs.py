@@ -45,7 +45,7 @@ def prm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _decoded(prm: DiscriminativePRM, question: str, steps: list[str]) -> str:
-    return str(prm.tokenizer.decode(prm._encode(question, steps).ids))
+    return str(prm.tokenizer.decode(prm.encode(question, steps).ids))
 
 
 def _hand_scores(directory: Path, system: str, steps: list[str]) -> list[float]:
@@ -127,7 +127,7 @@ def test_the_checkpoints_position_limit_caps_the_prm_context(prm_dir: Path, tmp_
     steps = [f"Step {i}: 2 + {i} = {i + 2}." for i in range(12)]
     (result,) = prm.score([("What is 2 + 11?", steps)])
     assert result.truncated and 0 < len(result.scores) < len(steps)
-    assert len(prm._encode("What is 2 + 11?", steps).ids) == 128
+    assert len(prm.encode("What is 2 + 11?", steps).ids) == 128
     limited = DiscriminativePRM(ModelSpec(path=str(small), max_model_len=80), max_tokens=8192)
     assert limited.max_tokens == 80  # the smallest of maxTokens, model.maxModelLen and the checkpoint's
 

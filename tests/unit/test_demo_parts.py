@@ -60,7 +60,10 @@ def test_distill_yaml_plans_in_dependency_order(tmp_path: Path) -> None:
     project = tmp_path / "project"
     spec.write_questions(project, spec.QUICK)
     endpoint = Endpoint(url="http://127.0.0.1:1/v1", model="teacher")
-    text = spec.dump(spec.documents(project, spec.QUICK, student, endpoint))
+    prm = tmp_path / "prm"
+    prm.mkdir()
+    (prm / "config.json").write_text("{}")
+    text = spec.dump(spec.documents(project, spec.QUICK, student, prm, endpoint))
     assert "'n': " in text and "\n  n: " not in text and "\n    n: " not in text  # kubectl: bare n is false
     (project / "distill.yaml").write_text(text)
     stages = runner.plan(project / "distill.yaml", tmp_path / "runs")
@@ -71,6 +74,8 @@ def test_distill_yaml_plans_in_dependency_order(tmp_path: Path) -> None:
     jobs = [s.resource for s in stages if s.label.startswith("DistillationJob")]
     assert jobs[0].spec.size == jobs[1].spec.size and jobs[0].spec.seed == jobs[1].spec.seed
     assert jobs[0].spec.distribution.from_grading_run is not None and jobs[1].spec.distribution.table
+    gradings = [s.resource for s in stages if s.label.startswith("GradingRun")]
+    assert all(g.spec.grader.method == "prm" for g in gradings)  # the demo exercises the PRM-Grader
 
 
 @pytest.mark.parametrize(
