@@ -20,7 +20,6 @@ process and a fixed worker layout; the A/seed-0 job is fine-tuned twice to show 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from adacot.artifacts.store import read_records
 from adacot.artifacts.summary import read_summary
 from adacot.demo import arms, spec
 from adacot.demo.arms import ExperimentSize, Models
+from adacot.demo.pretrain import in_processes
 from adacot.runner import console
 
 Echo = Callable[[str], None]
@@ -83,14 +83,18 @@ def _write(path: Path, docs: list[dict[str, Any]]) -> Path:
 
 
 def _run_all(file: Path, runs: Path) -> None:
-    results = console.execute_shown(runner.plan(file, runs), progress=True)
+    _all_done(console.execute_shown(runner.plan(file, runs), progress=True), "grading")
+
+
+def _all_done(results: list[runner.StageResult], what: str) -> None:
+    """Raise naming every stage that neither finished nor was already complete."""
     bad = [
         f"{r.stage.label}: {r.reason}"
         for r in results
         if r.status not in (runner.DONE, runner.SKIPPED_COMPLETE)
     ]
     if bad:
-        raise RuntimeError("grading failed: " + "; ".join(bad))
+        raise RuntimeError(f"{what} failed: " + "; ".join(bad))
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -99,17 +103,7 @@ def _run_all(file: Path, runs: Path) -> None:
 def train_models(models: Path, size: ExperimentSize, avoid: set[str]) -> Models:
     """The four models, trained by two spawned processes (one torch thread each) or reused."""
     found = Models(models / "student", models / "strong", models / "teacher", models / "prm")
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_train_students, args=(found, size, sorted(avoid))),
-        context.Process(target=_train_teacher, args=(found, size)),
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    if any(w.exitcode != 0 for w in workers):
-        raise RuntimeError(f"model training failed (exit codes {[w.exitcode for w in workers]})")
+    in_processes([(_train_students, (found, size, sorted(avoid))), (_train_teacher, (found, size))])
     return found
 
 
@@ -126,7 +120,7 @@ def _train_students(found: Models, size: ExperimentSize, avoid: list[str]) -> No
 
     _one_thread()
     train_model(found.student, size.demo.student, partial_answer, label="student", log=print)
-    train_prm(found.prm, size.demo.prm, found.student, avoid=set(avoid), log=print)
+    train_prm(found.prm, size.demo.prm_plan(), found.student, avoid=set(avoid), log=print)
     train_model(found.strong, size.strong, partial_answer, label="stronger student", log=print)
 
 
@@ -162,13 +156,7 @@ def _distil(stages: list[runner.Stage], teacher: Path, port: int, log: Path) -> 
     )
     with running_teacher(server, log, concurrency=16):
         results = console.execute_shown(jobs, progress=True, all_stages=stages)
-    bad = [
-        f"{r.stage.label}: {r.reason}"
-        for r in results
-        if r.status not in (runner.DONE, runner.SKIPPED_COMPLETE)
-    ]
-    if bad:
-        raise RuntimeError("distillation failed: " + "; ".join(bad))
+    _all_done(results, "distillation")
 
 
 def _fine_tune(file: Path, runs: Path, stages: list[runner.Stage], echo: Echo) -> dict[str, str]:

@@ -83,7 +83,7 @@ def run_demo(
     teacher = train_model(models / "teacher", size.teacher, step_answer, label="teacher", log=echo)
     echo(f"[2/5] writing questions and distill.yaml to {project}")
     questions = spec.write_questions(project, size)
-    prm = train_prm(models / "prm", size.prm, student, avoid=spec.question_ids(questions), log=echo)
+    prm = train_prm(models / "prm", size.prm_plan(), student, avoid=spec.question_ids(questions), log=echo)
     port = _free_port()
     endpoint = Endpoint(
         url=f"http://127.0.0.1:{port}/v1", model="teacher", concurrency=16, timeout_seconds=300

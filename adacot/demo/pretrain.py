@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from adacot.demo.synthetic import Sum, direct_answer, step_answer, stream, sums
 from adacot.testing.tiny_models import build_tiny_qwen2, build_tokenizer
 
 DONE_NAME = "pretrain.json"
+HEAD_DIM = 64
 Style = Callable[[Sum], str]
 
 
@@ -82,12 +84,27 @@ def chat_prompt(problem: str) -> str:
 
 def corpus(seed: int = 0, count: int = 2000) -> list[str]:
     """Texts for the shared tokenizer: both answer styles, so their tags become tokens."""
-    items = sums(count, seed)
-    return [
-        chat_prompt(s.problem) + style(s) + "<|im_end|>\n"
-        for s in items
-        for style in (direct_answer, step_answer)
-    ]
+    return chat_texts(sums(count, seed), lambda s: s.problem, (direct_answer, step_answer))
+
+
+def chat_texts(
+    items: list[Any], problem: Callable[[Any], str], styles: tuple[Callable[[Any], str], ...]
+) -> list[str]:
+    """Each item's whole chat (question, answer in each style, end of turn): a tokenizer corpus."""
+    return [chat_prompt(problem(item)) + style(item) + "<|im_end|>\n" for item in items for style in styles]
+
+
+def in_processes(jobs: list[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+    """Run each (function, args) in its own spawned process, all at once; raise if any fails. Training
+    jobs set one torch thread each, so two jobs use the two cores without fighting over them."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=target, args=args) for target, args in jobs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if any(w.exitcode != 0 for w in workers):
+        raise RuntimeError(f"model training failed (exit codes {[w.exitcode for w in workers]})")
 
 
 def train_model(
@@ -108,7 +125,14 @@ def train(
     if directory.exists():
         shutil.rmtree(directory)  # half-written by an interrupted run
     build_tokenizer(task.corpus(), directory, vocab_size=task.vocab_size)
-    build_tiny_qwen2(directory, hidden=plan.hidden, layers=plan.layers, heads=2, head_dim=64, seed=plan.seed)
+    if plan.hidden % HEAD_DIM:
+        raise ValueError(f"hidden must be a multiple of {HEAD_DIM}, got {plan.hidden}")
+    heads = (
+        plan.hidden // HEAD_DIM
+    )  # vLLM's Qwen2 takes head_dim = hidden / heads and ignores config.head_dim
+    build_tiny_qwen2(
+        directory, hidden=plan.hidden, layers=plan.layers, heads=heads, head_dim=HEAD_DIM, seed=plan.seed
+    )
     started = time.monotonic()
     losses = _train(directory, plan, task, label)
     report = {
@@ -141,30 +165,52 @@ def _train(directory: Path, plan: PretrainPlan, task: TrainingTask, label: str) 
     """AdamW with warm-up and cosine decay; returns the loss of every step and saves the weights."""
     import torch
     import transformers
-    from tqdm import tqdm
 
     torch.manual_seed(plan.seed)
     tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
     model = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
     warmup = max(1, plan.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, plan.steps))
     batches = _batches(tokenizer, task, task.stream(plan.seed + 1), plan.batch_size)
+
+    def loss() -> Any:
+        ids, labels, mask = next(batches)
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    losses = optimise(
+        model, loss, plan.steps, plan.learning_rate, lambda s: _lr_factor(s, warmup, plan.steps), label
+    )
+    model.save_pretrained(directory)
+    return losses
+
+
+def optimise(
+    model: Any,
+    loss: Callable[[], Any],
+    steps: int,
+    learning_rate: float,
+    factor: Callable[[int], float],
+    label: str,
+) -> list[float]:
+    """`steps` AdamW steps (no weight decay, gradients clipped at 1) on `loss()`, the learning rate scaled
+    by `factor(step)`, with a progress bar; returns every step's loss. Shared by the models and the PRM."""
+    import torch
+    from tqdm import tqdm
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     losses: list[float] = []
-    with tqdm(total=plan.steps, desc=f"training {label}", unit="step") as bar:
-        for _ in range(plan.steps):
-            ids, labels, mask = next(batches)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
+    with tqdm(total=steps, desc=f"training {label}", unit="step") as bar:
+        for _ in range(steps):
+            value = loss()
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(round(loss.item(), 4))
+            losses.append(round(value.item(), 4))
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
             bar.update()
-    model.save_pretrained(directory)
     return losses
 
 

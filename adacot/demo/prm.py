@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from adacot.demo.pretrain import optimise
 from adacot.demo.synthetic import Sum, step_labels, sums
 from adacot.stages.steps import split_steps
 
@@ -148,7 +149,6 @@ def _scorer(directory: Path, batch_size: int = 64) -> Any:
 def _fit(directory: Path, plan: PrmPlan, traces: list[Trace]) -> list[float]:
     """Cross-entropy at the separators, AdamW, constant rate after a short warm-up; saves the weights."""
     import torch
-    from tqdm import tqdm
 
     torch.manual_seed(plan.seed)
     scorer = _scorer(directory)
@@ -158,23 +158,17 @@ def _fit(directory: Path, plan: PrmPlan, traces: list[Trace]) -> list[float]:
         if (e := scorer.encode(question, steps)).positions
     ]
     model = scorer.model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=plan.learning_rate, weight_decay=0.0)
     warmup = max(1, plan.steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     order = random.Random(plan.seed)
-    losses: list[float] = []
-    with tqdm(total=plan.steps, desc="training the PRM", unit="step") as bar:
-        for _ in range(plan.steps):
-            batch = order.sample(encoded, min(plan.batch_size, len(encoded)))
-            loss = _batch_loss(torch, model, batch, scorer.pad_id)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(round(loss.item(), 4))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            bar.update()
+
+    def loss() -> Any:
+        return _batch_loss(
+            torch, model, order.sample(encoded, min(plan.batch_size, len(encoded))), scorer.pad_id
+        )
+
+    losses = optimise(
+        model, loss, plan.steps, plan.learning_rate, lambda s: min(1.0, (s + 1) / warmup), "the PRM"
+    )
     model.eval()
     model.save_pretrained(directory)
     return losses

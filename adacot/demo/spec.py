@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -43,6 +43,19 @@ MAX_MODEL_LEN = 256
 ONE_DIGIT_SUMS = 100
 
 
+class StageSizes(Protocol):
+    """The figures the stage builders below read (a DemoSize has them)."""
+
+    @property
+    def k(self) -> int: ...
+    @property
+    def grading_engine(self) -> str: ...
+    @property
+    def distill(self) -> int: ...
+    @property
+    def sft_epochs(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class DemoSize:
     """Everything that makes the demo long or short."""
@@ -56,7 +69,13 @@ class DemoSize:
     teacher: PretrainPlan
     sft_epochs: float
     grading_engine: str
-    prm: PrmPlan
+    prm: PrmPlan | None = None  # the demo's PRM; None where a chain grades without one (code)
+
+    def prm_plan(self) -> PrmPlan:
+        """The PRM's plan, for the chains that train one."""
+        if self.prm is None:
+            raise ValueError("this chain grades with a trained PRM: its size needs a PrmPlan")
+        return self.prm
 
 
 FULL = DemoSize(
@@ -88,14 +107,18 @@ def write_questions(root: Path, size: DemoSize, seed: int = 0) -> dict[str, Path
         placed += [
             ((i + 0.5) / count, s) for i, s in enumerate(sums(count, seed + digits, digit_weights=weights))
         ]
-    items = [s for _, s in sorted(placed, key=lambda pair: pair[0])]
-    parts = {"pool": items[: size.pool], "eval": items[size.pool : size.pool + size.eval]}
-    parts["test"] = items[size.pool + size.eval :]
+    items = [s.row() for _, s in sorted(placed, key=lambda pair: pair[0])]
+    return write_sets(root, items, size.pool, size.eval)
+
+
+def write_sets(root: Path, rows: list[dict[str, Any]], pool: int, eval: int) -> dict[str, Path]:
+    """pool.jsonl (the first `pool` rows), eval.jsonl (the next `eval`) and test.jsonl (the rest)."""
+    parts = {"pool": rows[:pool], "eval": rows[pool : pool + eval], "test": rows[pool + eval :]}
     root.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, rows in parts.items():
+    for name, part in parts.items():
         paths[name] = root / f"{name}.jsonl"
-        paths[name].write_text("".join(json.dumps(s.row()) + "\n" for s in rows))
+        paths[name].write_text("".join(json.dumps(row) + "\n" for row in part))
     return paths
 
 
@@ -169,18 +192,31 @@ def _inference(engine: str) -> dict[str, Any]:
     return {"engine": engine, "batchSize": 64, **({"vllm": options} if engine == "vllm" else {})}
 
 
+def _questions(path: str, task: str) -> dict[str, Any]:
+    """A question file's dataset block (ids from the `id` field; code rows carry `tests`)."""
+    return {"path": path, "fields": {"id": "id"}, **({"task": task} if task != "math" else {})}
+
+
 _PROMPT = {"instruction": ""}  # the question alone: what the models were trained on (see synthetic.py)
 _VERIFY = {"workers": 1}
 
 
-def grading(size: DemoSize, path: str, model: dict[str, Any], grader: dict[str, Any]) -> dict[str, Any]:
-    """A GradingRun's spec: k samples of `model` on the questions in `path`, graded by `grader`."""
+def grading(
+    size: StageSizes,
+    path: str,
+    model: dict[str, Any],
+    grader: dict[str, Any],
+    *,
+    task: str = "math",
+    max_tokens: int = 32,
+) -> dict[str, Any]:
+    """A GradingRun's spec: k samples of `model` on the `task` questions in `path`, graded by `grader`."""
     return {
-        "questions": {"path": path, "fields": {"id": "id"}},
+        "questions": _questions(path, task),
         "model": model,
         "inference": _inference(size.grading_engine),
         "prompt": _PROMPT,
-        "sampling": {"n": size.k, "maxTokens": 32, "temperature": 0.7, "topP": 1.0, "seed": 0},
+        "sampling": {"n": size.k, "maxTokens": max_tokens, "temperature": 0.7, "topP": 1.0, "seed": 0},
         "grader": grader,
         "verification": _VERIFY,
         "resources": {"gpus": 0},
@@ -188,19 +224,30 @@ def grading(size: DemoSize, path: str, model: dict[str, Any], grader: dict[str, 
 
 
 def distil(
-    size: DemoSize, teacher: Endpoint, distribution: dict[str, Any], *, bank: str = "bank", seed: int = 0
+    size: StageSizes,
+    teacher: Endpoint | dict[str, Any],
+    distribution: dict[str, Any],
+    *,
+    bank: str = "bank",
+    seed: int = 0,
+    max_tokens: int = 64,
 ) -> dict[str, Any]:
-    """A DistillationJob's spec: `size.distill` questions of `bank` drawn to `distribution` with `seed`."""
-    endpoint = teacher.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+    """A DistillationJob's spec: `size.distill` questions of `bank` drawn to `distribution` with `seed`;
+    the teacher is an endpoint, or a `server` block the stage starts itself."""
+    source = (
+        {"endpoint": teacher.model_dump(mode="json", by_alias=True, exclude_defaults=True)}
+        if isinstance(teacher, Endpoint)
+        else {"server": teacher}
+    )
     return {
         "bankRef": {"name": bank},
         "distribution": distribution,
         "size": size.distill,
         "seed": seed,
         "teacher": {
-            "endpoint": endpoint,
+            **source,
             "prompt": _PROMPT,
-            "sampling": {"temperature": 0.6, "topP": 0.95, "maxTokens": 64, "seed": 0},
+            "sampling": {"temperature": 0.6, "topP": 0.95, "maxTokens": max_tokens, "seed": 0},
             "maxAttempts": 2,
         },
         "verification": _VERIFY,
@@ -209,13 +256,15 @@ def distil(
 
 
 def sft(
-    size: DemoSize,
+    size: StageSizes,
     job: str,
     *,
     compare_base: bool,
     seed: int = 0,
     test: str = "test.jsonl",
     engine: str = "transformers",
+    task: str = "math",
+    max_tokens: int = 64,
 ) -> dict[str, Any]:
     """An SFTJob's spec: fine-tune on `job`'s traces (seeded order), evaluate greedily on `test`."""
     training = {
@@ -225,8 +274,8 @@ def sft(
         "loggingSteps": 1, "saveSteps": 1000, "precision": "fp32", "seed": seed,
     }  # fmt: skip
     evaluation = {
-        "datasets": [{"name": Path(test).stem, "path": test, "fields": {"id": "id"}}],
-        "sampling": {"n": 1, "maxTokens": 64, "temperature": 0.0, "seed": 0},  # greedy accuracy
+        "datasets": [{"name": Path(test).stem, **_questions(test, task)}],
+        "sampling": {"n": 1, "maxTokens": max_tokens, "temperature": 0.0, "seed": 0},  # greedy accuracy
         "prompt": _PROMPT,
         "inference": _inference(engine),
         "verification": _VERIFY,

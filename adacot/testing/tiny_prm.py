@@ -149,27 +149,15 @@ class Qwen2ForProcessRewardModel(Qwen2PreTrainedModel):
 
 def build_tiny_remote_code_prm(directory: str | Path, *, seed: int = 0, hidden: int = 64) -> Path:
     """Save a PRM that loads only through AutoModel with trust_remote_code, like Qwen2.5-Math-PRM."""
-    import importlib.util
-    import json
 
     import torch
 
     out = Path(directory)
     tokenizer = _prm_tokenizer(out, special=SEPARATOR)
-    (out / "modeling_prm.py").write_text(_REMOTE_CODE)
-    spec = importlib.util.spec_from_file_location("tiny_modeling_prm", out / "modeling_prm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _remote_code(out)
     torch.manual_seed(seed)
     model = module.Qwen2ForProcessRewardModel(_config(tokenizer, hidden=hidden, layers=2, heads=2))
-    model.save_pretrained(out)
-    config_path = out / "config.json"
-    config = json.loads(config_path.read_text())
-    config["architectures"] = ["Qwen2ForProcessRewardModel"]
-    config["auto_map"] = {"AutoModel": "modeling_prm.Qwen2ForProcessRewardModel"}
-    config_path.write_text(json.dumps(config, indent=2))
-    return out
+    return _save(model, out)
 
 
 def build_prm_from_lm(lm: str | Path, directory: str | Path, *, seed: int = 0) -> Path:
@@ -179,8 +167,6 @@ def build_prm_from_lm(lm: str | Path, directory: str | Path, *, seed: int = 0) -
     The LM's tokenizer gains the separator as a special token (one new embedding row, drawn at random);
     the score head is random. Loads only through AutoModel with trust_remote_code, like the real one.
     """
-    import importlib.util
-    import json
 
     import torch
     from transformers import AddedToken, AutoModelForCausalLM, AutoTokenizer
@@ -191,21 +177,36 @@ def build_prm_from_lm(lm: str | Path, directory: str | Path, *, seed: int = 0) -
     tokenizer.add_tokens([AddedToken(SEPARATOR, special=True, normalized=False)], special_tokens=True)
     tokenizer.save_pretrained(out)
     body: Any = AutoModelForCausalLM.from_pretrained(lm, dtype=torch.float32)
-    (out / "modeling_prm.py").write_text(_REMOTE_CODE)
-    spec = importlib.util.spec_from_file_location("tiny_modeling_prm", out / "modeling_prm.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _remote_code(out)
     config = body.config
     config.vocab_size = len(tokenizer)
     torch.manual_seed(seed)
     model = module.Qwen2ForProcessRewardModel(config)
     body.resize_token_embeddings(len(tokenizer))
     model.model.load_state_dict(body.model.state_dict())
+    return _save(model, out)
+
+
+def _remote_code(out: Path) -> Any:
+    """Write modeling_prm.py into `out` and import it (the module a hub PRM ships as remote code)."""
+    import importlib.util
+
+    (out / "modeling_prm.py").write_text(_REMOTE_CODE)
+    spec = importlib.util.spec_from_file_location("tiny_modeling_prm", out / "modeling_prm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _save(model: Any, out: Path) -> Path:
+    """Save the weights and point config.json at the remote code, as Qwen2.5-Math-PRM's does."""
+    import json
+
     model.save_pretrained(out)
     config_path = out / "config.json"
-    saved = json.loads(config_path.read_text())
-    saved["architectures"] = ["Qwen2ForProcessRewardModel"]
-    saved["auto_map"] = {"AutoModel": "modeling_prm.Qwen2ForProcessRewardModel"}
-    config_path.write_text(json.dumps(saved, indent=2))
+    config = json.loads(config_path.read_text())
+    config["architectures"] = ["Qwen2ForProcessRewardModel"]
+    config["auto_map"] = {"AutoModel": "modeling_prm.Qwen2ForProcessRewardModel"}
+    config_path.write_text(json.dumps(config, indent=2))
     return out
