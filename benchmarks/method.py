@@ -106,10 +106,8 @@ def results(
         "base_accuracy": _accuracy(summaries.get(first + suffix, {}), "base", split),
         "arms": per_arm,
         "paired": _paired(per_arm, accuracy),
-        "prm_step_auc": {
-            "held_out_traces": found["prm"]["held_out_step_auc"],
-            "eval_grading": grading_auc(eval_rows),
-        },
+        "prm_step_auc": found["prm"]["held_out_step_auc"],  # held-out sampled traces
+        "prm_step_auc_eval_grading": grading_auc(eval_rows),
         "levels": {
             "pool_prm_bank": summaries.get("bank", {}).get("level_counts"),
             "pool_pass_rate_bank": summaries.get("bank-pr", {}).get("level_counts"),
@@ -171,10 +169,9 @@ def markdown(payload: dict[str, Any], figure: str) -> str:
         mean = f"{_pct(summary['mean'])} ± {100 * summary['sd']:.1f}" if summary else "n/a"
         lines.append(f"| {arm} | {found['description']} | {seeds} | {mean} |")
     lines += ["", *[f"- {p['verdict']}" for p in payload["paired"].values()], ""]
-    auc = payload["prm_step_auc"]
     lines.append(
-        f"PRM step-level AUC: {auc['held_out_traces']:.3f} on held-out sampled traces, "
-        f"{auc['eval_grading']:.3f} on the eval grading's scored steps."
+        f"PRM step-level AUC: {payload['prm_step_auc']:.3f} on held-out sampled traces, "
+        f"{payload['prm_step_auc_eval_grading']:.3f} on the eval grading's scored steps."
     )
     det = payload["determinism"]
     lines.append(
