@@ -27,7 +27,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
@@ -41,19 +41,6 @@ UNIFORM = {str(level): 1.0 for level in range(6)}
 KV_CACHE_BYTES = str(256 << 20)  # vLLM's CPU build otherwise reserves a share of the host's memory
 MAX_MODEL_LEN = 256
 ONE_DIGIT_SUMS = 100
-
-
-class StageSizes(Protocol):
-    """The figures the stage builders below read (a DemoSize has them)."""
-
-    @property
-    def k(self) -> int: ...
-    @property
-    def grading_engine(self) -> str: ...
-    @property
-    def distill(self) -> int: ...
-    @property
-    def sft_epochs(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +189,7 @@ _VERIFY = {"workers": 1}
 
 
 def grading(
-    size: StageSizes,
+    size: DemoSize,
     path: str,
     model: dict[str, Any],
     grader: dict[str, Any],
@@ -224,7 +211,7 @@ def grading(
 
 
 def distil(
-    size: StageSizes,
+    size: DemoSize,
     teacher: Endpoint | dict[str, Any],
     distribution: dict[str, Any],
     *,
@@ -256,7 +243,7 @@ def distil(
 
 
 def sft(
-    size: StageSizes,
+    size: DemoSize,
     job: str,
     *,
     compare_base: bool,
