@@ -9,8 +9,13 @@ from __future__ import annotations
 
 OUTPUT_DIR_ENV = "ADACOT_OUTPUT_DIR"
 """Where the pod writes its artifact (the output volume's path) when the command has no --out."""
-STATUS_PATH_ENV = "ADACOT_STATUS_PATH"
-"""The resource's status URL path, for progress reports."""
+PROGRESS_PORT_ENV = "ADACOT_PROGRESS_PORT"
+"""Port of the stage's read-only progress endpoint (GET /progress, adacot.progress.publish); unset: none."""
+POD_IP_ENV = "ADACOT_POD_IP"
+"""The pod's IP (downward API status.podIP): the address the progress endpoint binds."""
+PROGRESS_PORT = 8470
+"""The port the operator sets and reads (adacot_operator.progress); the chart's NetworkPolicy opens it."""
+PROGRESS_PATH = "/progress"
 TERMINATION_LOG_ENV = "ADACOT_TERMINATION_LOG"
 """Overrides where the termination message goes (default /dev/termination-log in a pod)."""
 NPROC_ENV = "ADACOT_NPROC_PER_NODE"

@@ -22,7 +22,7 @@ def run_resource(resource: DifficultyBank, out: Path, runs: dict[str, Path]) -> 
     """Build the bank into `out` from its sources (`runs`: output directories of referenced runs)."""
     from adacot.pipelines.difficulty_bank import run_difficulty_bank
 
-    run_pipeline(resource, out, lambda _progress: run_difficulty_bank(resource, out, runs=runs))
+    run_pipeline(resource, lambda _progress: run_difficulty_bank(resource, out, runs=runs))
 
 
 @click.command("bank")

@@ -100,7 +100,6 @@ def input_errors(*extra: type[Exception]) -> Iterator[None]:
 
 def run_pipeline(
     resource: Resource[Any, Any],
-    out: Path,
     pipeline: Callable[[ProgressCallback], Summary],
     *,
     bar: bool = False,
@@ -108,14 +107,13 @@ def run_pipeline(
 ) -> None:
     """Call `pipeline(progress)` and print its summary as JSON.
 
-    `progress` moves a tqdm bar on stderr when `bar` (never in a pod) and reports to the resource's
-    status when the pod's env asks for it; when the pipeline ends with a complete artifact in `out`, its
-    records and hash go to status.output too (adacot.progress.publish). A pipeline that counts nothing
-    ignores `progress`. Input errors (and `errors`) become one-line errors with exit code 1.
+    `progress` moves a tqdm bar on stderr when `bar` (never in a pod) and feeds the
+    pod's progress endpoint when the pod's env asks for one (adacot.progress.publish). A pipeline that
+    counts nothing ignores `progress`. Input errors (and `errors`) become one-line errors with exit code 1.
     """
     with (
         tqdm(total=0, unit="q", desc=resource.metadata.name, disable=not bar) as progress_bar,
-        published(tqdm_callback(progress_bar), out) as progress,
+        published(tqdm_callback(progress_bar)) as progress,
         input_errors(*errors),
     ):
         summary = pipeline(progress)

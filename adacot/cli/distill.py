@@ -38,7 +38,7 @@ def run_resource(
             resource, out, bank_dir=bank_dir, eval_dir=eval_dir, shard=shard, progress=progress
         )
 
-    run_pipeline(resource, out, pipeline, bar=bar, errors=(TeacherServerError,))
+    run_pipeline(resource, pipeline, bar=bar, errors=(TeacherServerError,))
 
 
 def _distillation_job_from_flags(flags: dict[str, Any]) -> DistillationJob:

@@ -25,7 +25,6 @@ def run_resource(resource: GradingRun, out: Path, shard: ShardSpec | None, bar: 
 
     run_pipeline(
         resource,
-        out,
         lambda progress: run_grading_run(resource, out, shard=shard, progress=progress),
         bar=bar,
     )

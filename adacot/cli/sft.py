@@ -32,7 +32,7 @@ def run_resource(
             resource, out, dataset_dir=dataset, model_path=model, nproc_per_node=nproc, progress=None
         )
 
-    run_pipeline(resource, out, pipeline, errors=(RuntimeError,))
+    run_pipeline(resource, pipeline, errors=(RuntimeError,))
 
 
 def _sft_job_from_flags(flags: dict[str, Any]) -> SFTJob:

@@ -3,9 +3,9 @@
 Called by adacot.training.train (imported there lazily, with transformers). Why: an SFTJob runs for hours
 and `kubectl get sftjob` should show how far it is, like grading and distillation do. Items are
 optimizer steps (`state.global_step` of `state.max_steps`); a resumed run starts at its checkpoint's
-step. In a cluster the callback is the pod's StatusPublisher (adacot.progress.publish: only rank 0 of the node
-with completion index 0 reports, throttled, never failing training); elsewhere there is none and the
-Trainer's own tqdm bar shows progress.
+step. In a cluster the callback is the pod's StatusPublisher (adacot.progress.publish: rank 0 of each
+node serves its progress, the operator reads node 0's; never failing training); elsewhere there is none
+and the Trainer's own tqdm bar shows progress.
 """
 
 from __future__ import annotations

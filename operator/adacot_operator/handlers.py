@@ -4,7 +4,8 @@ Loaded by `kopf run -m adacot_operator.handlers` (the image, the chart, `python 
 importing this module registers everything here. The only module of the operator that imports kopf;
 the rest is pure (builders, resolve, status, reconcile, cache) or an edge of its own (kube, metrics).
 The operator is level-triggered: every cause leads to the same `reconcile(kind, namespace, name)`,
-which re-reads the world (the resource, its producers, its Job and pods, fresh from the API; the
+which re-reads the world (the resource, its producers, its Job and pods, fresh from the API, and the
+running stage's progress from the pod's endpoint, adacot_operator.progress; the
 namespace's other adacot resources, parsed, for the dependency graph, from `cache.NamespaceCache`) and applies
 `reconcile.plan`. Causes, per kind (handler ids `<kind>_<cause>`):
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -41,6 +43,7 @@ from adacot_operator.cache import NamespaceCache
 from adacot_operator.kube import Kube
 from adacot_operator.metrics import Metrics, serve
 from adacot_operator.names import KIND_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, child_name
+from adacot_operator.progress import read_progress
 from adacot_operator.reconcile import Plan, plan
 from adacot_operator.resolve import ResolvedInputs
 from adacot_operator.settings import OperatorSettings
@@ -95,6 +98,7 @@ def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
         inputs = dependency_graph(models.values()).get((kind, name), []) if model else []
         producers = {key: kube.get(key[0], namespace, key[1]) for key in inputs}  # fresh: phases
         children = kube.children(model) if model is not None else Children()
+        children = replace(children, progress=read_progress(children.pods))  # [] or none running: None
         result = plan(body, children, producers, datetime.now(UTC), lambda: _build(model, producers, models))
         _carry_out(kube, body, result)
     old = body.get("status") or {}

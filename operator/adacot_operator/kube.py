@@ -7,7 +7,7 @@ Choice: the official `kubernetes` client's ApiClient for connection, TLS and cre
 service account, else $KUBECONFIG / ~/.kube/config), but raw JSON in and out through one `_call`: the
 generated typed models would turn the manifests (plain dicts from builders.children.build_children)
 into snake_case objects and back, for nothing. Status writes are JSON merge patches on the `status`
-subresource, so they touch only the fields named (the worker's `progress` stays the worker's).
+subresource, so they touch only the fields named. Stage pods write nothing to the API (no token).
 kopf is not imported here: the handlers pass in what they read from kopf's events.
 
 Limits: no retries here (a failed call raises `KubeError`; the handler's reconcile fails, is counted,

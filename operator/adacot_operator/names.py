@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from adacot.api import GROUP, VERSION, AnyResource
+from adacot.api import AnyResource
 from adacot.api.stage_pod import stage_name
 
 STAGE_SHORT: dict[str, str] = {
@@ -112,12 +112,6 @@ def owner_reference(resource: AnyResource) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-
-
-def status_path(resource: AnyResource) -> str:
-    """The API path of `resource`'s status subresource (the worker PATCHes progress to it)."""
-    ns, name = resource.metadata.namespace, resource.metadata.name
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{type(resource).PLURAL}/{name}/status"
 
 
 def child_metadata(

@@ -4,7 +4,7 @@ Called by `adacot_operator.handlers`, which gathers the inputs through `adacot_o
 carries the `Plan` out; unit-tested without any API. The rules:
 
 - status comes from `compute_status`; only the top-level status fields that changed are patched (so an
-  unchanged world writes nothing, and the worker's `progress` is not overwritten with a stale copy);
+  unchanged world writes nothing; progress only when the stage's endpoint answered something new);
 - children are built (by the caller's `build`, i.e. builders.children.build_children) only when there
   is no Job, the inputs are ready, the resource is neither suspended nor finished: creating is
   idempotent by name, so a restarted operator that re-plans creates nothing twice;
@@ -13,8 +13,8 @@ carries the `Plan` out; unit-tested without any API. The rules:
 - a Kueue-suspended Job is never touched (Kueue un-suspends it on admission);
 - every phase change, and every new reason a pod is stuck, becomes a Kubernetes Event.
 
-Limits: a build that fails because a producer's status.output is missing waits (InputsReady False)
-rather than failing: the producer writes its output in the same patch that marks it Complete.
+Limits: a build that fails because a producer's output location is unknown waits (InputsReady False)
+rather than failing (resolve.InputsError).
 """
 
 from __future__ import annotations

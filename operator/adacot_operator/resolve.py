@@ -2,7 +2,7 @@
 and the `adacot stage` flags that name them.
 
 Callers: adacot_operator.builders (children, configmap, volumes: building the ConfigMap, volumes and
-Job), the handlers (which gather the producers' `status.output` into `ResolvedInputs`) and
+Job), the handlers (which turn the producers' specs into `ResolvedInputs`: `output_location` of each) and
 adacot_operator.status (a stage's own `status.output`, from `output_location`). Pure functions.
 
 Pod layout under the claim mount root ROOT (ADACOT_CLAIM_MOUNT_ROOT, default /mnt/adacot):
@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from adacot.api import AnyResource, references
+from adacot.api import RESOURCE_KINDS, AnyResource, references
 from adacot.api.common import ModelSpec
 from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
@@ -46,7 +46,7 @@ class ResolvedInputs:
     """What the handlers learned about a resource's producers before building its children."""
 
     outputs: Mapping[Key, OutputStatus] = field(default_factory=dict)
-    """(kind, name) of each producer -> its status.output (claim and path inside the claim). A bank
+    """(kind, name) of each producer -> its output location (claim and path inside the claim). A bank
     gets every GradingRun that feeds it here, those of bankRef included."""
     model: ModelSpec | None = None
     """An SFTJob's base model when its spec names none (the model of the bank behind its
@@ -56,12 +56,16 @@ class ResolvedInputs:
     def from_producers(
         cls, producers: Mapping[Key, Mapping[str, Any]], model: ModelSpec | None = None
     ) -> ResolvedInputs:
-        """From producer bodies as read from the API server (their `status.output`)."""
+        """From producer bodies as read from the API server: each producer's output location computed
+        from its spec (`output_location`), never read from its status, which is not the spec's owner's
+        to vouch for; a producer whose body does not validate has no output (the consumer waits)."""
         outputs: dict[Key, OutputStatus] = {}
         for key, body in producers.items():
-            output = (body.get("status") or {}).get("output")
-            if output:
-                outputs[key] = OutputStatus.model_validate(output)
+            try:
+                producer = RESOURCE_KINDS[key[0]].model_validate({**body, "kind": key[0]})
+            except (KeyError, ValueError):
+                continue
+            outputs[key] = output_location(cast(AnyResource, producer))
         return cls(outputs=outputs, model=model)
 
 

@@ -34,6 +34,7 @@ ENV_NAMES: dict[str, str] = {
     "prefix": "ADACOT_PREFIX",
     "watch_timeout_s": "ADACOT_WATCH_TIMEOUT_S",
     "claim_mount_root": "ADACOT_CLAIM_MOUNT_ROOT",
+    "runtime_class_name": "ADACOT_RUNTIME_CLASS_NAME",
 }
 """Field -> environment variable."""
 JSON_FIELDS = ("default_scheduling", "worker_extra_env")
@@ -51,7 +52,8 @@ class OperatorSettings(BaseModel):
     worker_image: str = Field(default=DEFAULT_WORKER_IMAGE, min_length=1)
     """Image of the stage pods when a resource sets no spec.image."""
     worker_service_account: str = Field(default="adacot-worker", min_length=1)
-    """ServiceAccount of the stage pods (may patch the four kinds' status) unless the spec sets one."""
+    """ServiceAccount of the stage pods unless the spec sets one (no token is mounted: the pods need no
+    Kubernetes API access)."""
     storage_class: str | None = None
     """StorageClass of created output volumes when the spec names none (None: the cluster default)."""
     storage_size: str = Field(
@@ -74,8 +76,11 @@ class OperatorSettings(BaseModel):
     """Server-side timeout of each watch request (kopf reconnects after it)."""
     claim_mount_root: str = Field(default="/mnt/adacot", pattern=r"^/.*[^/]$|^/$")
     """Where claims are mounted in stage pods: output/, claims/<name>/, inputs/<kind>-<name>/."""
+    runtime_class_name: str | None = None
+    """RuntimeClass (gVisor, Kata) of the pods that run untrusted code when their spec names none;
+    None: the cluster default. Recommended on multi-tenant clusters (docs/security.md)."""
 
-    @field_validator("storage_class", "default_queue", mode="before")
+    @field_validator("storage_class", "default_queue", "runtime_class_name", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -97,7 +102,7 @@ class OperatorSettings(BaseModel):
         raw: dict[str, Any] = {}
         for field, var in ENV_NAMES.items():
             text = env.get(var, "")
-            if text == "" and field not in ("storage_class", "default_queue"):
+            if text == "" and field not in ("storage_class", "default_queue", "runtime_class_name"):
                 continue
             raw[field] = _parse_json(var, text) if field in JSON_FIELDS else text
         try:

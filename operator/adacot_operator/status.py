@@ -9,8 +9,12 @@ carrying every condition type so `kubectl wait --for=condition=X` has something 
 - a finished stage stays finished when its Job is gone (TTL, suspend of a finished resource);
 - once the Job exists, InputsReady stays True: the inputs were read, a producer deleted later does not
   send the consumer back to waiting;
-- `progress` belongs to the worker (it PATCHes it while running); this function keeps it and only
-  closes it at 100 % on success.
+- `progress` is what the running stage's endpoint answered (`Children.progress`, read by the
+  handlers), validated; unreadable or invalid keeps the old value; closed at 100 % on success;
+- `output`'s claim and path come from the spec (`output_location`) on every reconcile, whatever the
+  status said before: a pod cannot write status (no token), and if anything did, the next reconcile
+  puts the spec's location back; records and sha256 come only from this resource's own Job's
+  termination message.
 
 Limits: no I/O and no clock of its own (`now` is passed in); a Job status the kubelet has not written
 yet reads as "starting" (Pending).
@@ -44,6 +48,8 @@ class Children:
     job: dict[str, Any] | None = None
     pods: list[dict[str, Any]] = field(default_factory=list)
     pvc: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
+    """What the running stage's progress endpoint answered (adacot_operator.progress), unvalidated."""
 
 
 def compute_status(
@@ -133,18 +139,19 @@ def _observe(
         want[T.Running] = ("False", "Suspended", "")
         return
     if job is not None:
-        new.output = output_location(model).model_copy(update=_known(new.output))
-        _observe_job(model.KIND, job, children.pods, new, want, now)
+        new.output = output_location(model).model_copy(update=_counts(old.output))
+        _observe_job(model.KIND, job, children, new, want, now)
 
 
 def _observe_job(
     kind: str,
     job: dict[str, Any],
-    pods: list[dict[str, Any]],
+    children: Children,
     new: ResourceStatus,
     want: dict[T, Want],
     now: datetime,
 ) -> None:
+    pods = children.pods
     status = job.get("status") or {}
     new.start_time = parse_time(status.get("startTime")) or new.start_time
     failure = failures.job_failure(job, pods)
@@ -158,6 +165,7 @@ def _observe_job(
     else:
         want[T.Admitted] = ("True", "Admitted", "")
         want[T.Running] = _running(status, pods)
+        new.progress = _progress(children.progress) or new.progress
 
 
 def _complete(
@@ -176,7 +184,7 @@ def _complete(
     new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
     fields = summary_fields(kind, termination_summary(pods))
     if "output" in fields and new.output is not None:
-        fields["output"] = new.output.model_copy(update=_known(fields["output"]))
+        fields["output"] = new.output.model_copy(update=_counts(fields["output"]))
     for name, value in fields.items():
         setattr(new, name, value)
     progress = new.progress or Progress()
@@ -257,9 +265,18 @@ def _job_finished(job: dict[str, Any] | None) -> bool:
     return _is_true(status, "Complete") or _is_true(status, "Failed")
 
 
-def _known(output: OutputStatus | None) -> dict[str, Any]:
-    """The fields of `output` that are set (to update another OutputStatus with)."""
-    return output.model_dump(exclude_none=True) if output is not None else {}
+def _counts(output: OutputStatus | None) -> dict[str, Any]:
+    """Records and sha256 of `output` where set; never claim or path (the spec decides those)."""
+    known = output.model_dump(exclude_none=True) if output is not None else {}
+    return {k: v for k, v in known.items() if k in ("records", "sha256")}
+
+
+def _progress(raw: dict[str, Any] | None) -> Progress | None:
+    """The endpoint's answer as Progress; None when absent or invalid (a pod's answer is not trusted)."""
+    try:
+        return Progress.model_validate(raw) if raw else None
+    except ValidationError:
+        return None
 
 
 def _is_on(status: ResourceStatus, type_: T) -> bool:

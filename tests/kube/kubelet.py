@@ -3,7 +3,8 @@
 Watches batch/v1 Jobs through the API (optionally by label selector), creates their Pods the way the Job
 controller does (names `<job>-<index>-<random>`, job-name / controller-uid / completion-index labels,
 a controlling ownerReference), runs each Pod as a local process (tests/kube/kubelet_pods.py: env,
-volumes bind-mounted at their mountPaths, termination message) and writes Pod and Job status back
+volumes bind-mounted at their mountPaths, termination message; each pod gets its own loopback podIP,
+127.x.y.z, which the downward API hands to the container) and writes Pod and Job status back
 through the API (shapes in tests/kube/kubelet_objects.py): active/ready/succeeded/failed,
 completedIndexes, startTime, completionTime, conditions Suspended, Complete, Failed
 (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and their process groups
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -74,6 +76,7 @@ class LocalKubelet:
         self._threads: list[threading.Thread] = []
         self._watch_response: Any = None
         self.base_env = self._base_env(api, extra_env or {})
+        self._ip_base, self._ip_seq = random.randrange(1 << 16, 1 << 23), 0
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -265,6 +268,8 @@ class LocalKubelet:
                 running += 1
 
     def _start(self, run: PodRun) -> bool:
+        run.ip = self._next_ip()
+        run.pod.setdefault("status", {})["podIP"] = run.ip  # the downward API's status.podIP
         try:
             run.sandbox = prepare(self.rest, run.pod, self.volume_root, self.base_env)
             run.process = spawn(run.sandbox)
@@ -276,6 +281,13 @@ class LocalKubelet:
         process = run.process
         threading.Thread(target=self._wait_exit, args=(process, run.job), daemon=True).start()
         return True
+
+    def _next_ip(self) -> str:
+        """A loopback address of its own for each pod (all of 127/8 is loopback on Linux), so pods that
+        listen on the same port never collide; a random start keeps concurrent kubelets apart."""
+        self._ip_seq += 1
+        n = self._ip_base + self._ip_seq
+        return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{max(n & 255, 1)}"
 
     def _wait_exit(self, process: subprocess.Popen[bytes], job: JobKey) -> None:
         process.wait()

@@ -43,6 +43,8 @@ class PodRun:
     process: subprocess.Popen[bytes] | None = None
     started_at: str | None = None
     deleted: bool = False
+    ip: str = "127.0.0.1"
+    """The pod's own loopback address (status.podIP), set by the kubelet before the container starts."""
 
     @property
     def name(self) -> str:
@@ -140,7 +142,8 @@ def running_status(run: PodRun) -> dict[str, Any]:
     conditions = [{"type": t, "status": "True", "lastTransitionTime": now()}
                   for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]  # fmt: skip
     state = {"running": {"startedAt": run.started_at}}
-    return {"phase": "Running", "podIP": "127.0.0.1", "hostIP": "127.0.0.1", "startTime": run.started_at,
+    return {"phase": "Running", "podIP": run.ip, "podIPs": [{"ip": run.ip}], "hostIP": "127.0.0.1",
+            "startTime": run.started_at,
             "conditions": conditions, "containerStatuses": container(run, state, ready=True)}  # fmt: skip
 
 

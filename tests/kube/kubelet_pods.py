@@ -12,8 +12,11 @@ Limits: no image (the command runs with this machine's filesystem and the venv's
 (never `/`, nor an ancestor of the volume root; a tmpfs where the overlay
 fails, hiding that ancestor's content from the pod); the termination message goes to $ADACOT_TERMINATION_LOG
 (a file outside the pod; /dev/termination-log cannot be created without a device filesystem);
-no network namespace (pod IP 127.0.0.1, no pod DNS), no resource limits, one container, no init
-containers.
+no network namespace (each pod's IP is a loopback address of its own, 127.x.y.z, the one
+status.podIP reports; no pod DNS), no resource limits, no securityContext (the process runs as this
+user), one container, no init containers; an emptyDir mounted at /tmp is not mounted (the pod's own
+directories, its termination log included, live under this machine's /tmp, which an empty /tmp would
+hide): the pod writes to the shared /tmp.
 """
 
 from __future__ import annotations
@@ -149,6 +152,8 @@ def prepare(rest: Rest, pod: dict[str, Any], volume_root: Path, base_env: dict[s
     for mount in container.get("volumeMounts") or []:
         if mount["name"] not in volumes:
             raise PodConfigError("CreateContainerConfigError", f"volume {mount['name']!r} not found")
+        if mount["mountPath"] == "/tmp" and "emptyDir" in volumes[mount["name"]]:
+            continue  # this machine's /tmp holds the pod's own directories (see the module docstring)
         source = _volume_dir(rest, meta["namespace"], volumes[mount["name"]], volume_root, root)
         if mount.get("subPath"):
             source = source / mount["subPath"]
@@ -263,7 +268,8 @@ def _field_value(pod: dict[str, Any], path: str) -> str:
     simple: dict[str, str] = {"metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
               "metadata.uid": meta.get("uid", ""), "spec.nodeName": pod["spec"].get("nodeName", ""),
               "spec.serviceAccountName": pod["spec"].get("serviceAccountName", ""),
-              "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}  # fmt: skip
+              "status.podIP": (pod.get("status") or {}).get("podIP", ""),
+              "status.hostIP": "127.0.0.1"}  # fmt: skip
     if path not in simple:
         raise PodConfigError("CreateContainerConfigError", f"fieldRef {path} unsupported")
     return simple[path]

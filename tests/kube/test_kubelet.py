@@ -227,3 +227,28 @@ def test_at_most_max_running_pods_run_at_once(kube_api: KubeApi, tmp_path: Path)
         )
         gate.touch()
         wait(kube_api, "job/queued", "condition=Complete")
+
+
+LISTEN = """
+    import os, pathlib, socket, time
+    ip = os.environ["POD_IP"]
+    with socket.socket() as server:
+        server.bind((ip, 18471))  # the same port in every pod: each binds its own address
+        server.listen()
+        time.sleep(1.5)
+    pathlib.Path(os.environ["ADACOT_TERMINATION_LOG"]).write_text(ip)
+"""
+
+
+def test_each_pod_gets_its_own_loopback_ip_through_the_downward_api(
+    kube_api: KubeApi, kubelet: LocalKubelet
+) -> None:
+    env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    both = job("listen", LISTEN, completionMode="Indexed", completions=2, parallelism=2,
+               container={"env": env})  # fmt: skip
+    apply(kube_api, both)
+    wait(kube_api, "job/listen", "condition=Complete")
+    found = pods(kube_api, "listen")
+    ips = [pod["status"]["podIP"] for pod in found]
+    assert len(set(ips)) == 2 and all(ip.startswith("127.") and ip != "127.0.0.1" for ip in ips)
+    assert [terminated(pod)["message"] for pod in found] == ips

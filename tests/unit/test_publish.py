@@ -1,10 +1,9 @@
-"""Worker progress reports (adacot.progress.publish) against a real local HTTP server that records each
-request: merge-patch body and bearer header, throttling, the final report, and that a dead or refusing
-API server never fails the stage nor leaks the token into logs."""
+"""Stage progress served read-only (adacot.progress.publish): GET /progress returns the latest report
+in the CRD's camelCase shape, nothing is served without the pod's env, a port that cannot be bound never
+fails the stage, and one process shares one server per address."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -12,214 +11,100 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from adacot.api.status import Progress
 from adacot.progress.meter import ProgressMeter, ProgressUpdate
-from adacot.progress.publish import StatusPublisher, progress_body, published
-
-TOKEN = "tok-s3cret-value"
-STATUS_PATH = "/apis/adacot.dev/v1alpha1/namespaces/ml/gradingruns/pool/status"
+from adacot.progress.publish import ProgressServer, StatusPublisher, progress_fields, published
 
 
-class Recorder(ThreadingHTTPServer):
-    """An API server stand-in: records (method, path, headers, body) and answers `code`."""
-
-    def __init__(self, code: int = 200) -> None:
-        self.requests: list[tuple[str, str, dict[str, str], Any]] = []
-        self.code = code
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [body["status"]["progress"] for _, _, _, body in self.requests if "progress" in body["status"]]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Recorder
-
-    def do_PATCH(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(("PATCH", self.path, dict(self.headers), body))
-        self.send_response(self.server.code)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[Recorder]:
-    recorder = Recorder()
-    thread = threading.Thread(target=recorder.serve_forever, daemon=True)
-    thread.start()
-    yield recorder
-    recorder.shutdown()
-    recorder.server_close()
-    thread.join()
-
-
-@pytest.fixture
-def token_file(tmp_path: Path) -> Path:
-    path = tmp_path / "token"
-    path.write_text(TOKEN + "\n")
-    return path
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def report(done: int, total: int = 10) -> ProgressUpdate:
-    return ProgressUpdate(done, total, rate=None, eta_seconds=None)
-
-
-def dead_url() -> str:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+        return int(s.getsockname()[1])
 
 
-def test_patch_carries_merge_patch_bearer_token_and_camel_case(server: Recorder, token_file: Path) -> None:
-    reporter = StatusPublisher(server.url + STATUS_PATH, token_file)
-    reporter(ProgressUpdate(3, 12, rate=1.5, eta_seconds=6.0))
-    method, path, headers, body = server.requests[0]
-    assert (method, path) == ("PATCH", STATUS_PATH)
-    assert headers["Content-Type"] == "application/merge-patch+json"
-    assert headers["Authorization"] == f"Bearer {TOKEN}"
-    assert body == {
-        "status": {"progress": {"done": 3, "total": 12, "percent": 25.0, "rate": 1.5, "etaSeconds": 6.0}}
-    }
+def get(port: int, path: str = "/progress", host: str = "127.0.0.1") -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=3) as response:
+            body = response.read()
+            return response.status, json.loads(body) if body else None
+    except urllib.error.HTTPError as error:
+        return error.code, None
 
 
-def test_reports_are_throttled_and_the_final_one_always_goes(server: Recorder, token_file: Path) -> None:
-    clock = Clock()
-    reporter = StatusPublisher(server.url + STATUS_PATH, token_file, clock=clock)
-    for t, done in [(0, 0), (1, 1), (2, 2), (6, 6), (7, 7), (8, 10)]:
-        clock.now = t
-        reporter(report(done))
-    assert [b["done"] for b in server.bodies()] == [0, 6, 10]
-    reporter.close()
-    assert len(server.requests) == 3  # nothing was pending
+@pytest.fixture
+def env() -> Iterator[dict[str, str]]:
+    port = free_port()
+    yield {"ADACOT_PROGRESS_PORT": str(port), "ADACOT_POD_IP": "127.0.0.1"}
+    ProgressServer.for_address(("127.0.0.1", port)).stop()
 
 
-def test_pending_report_is_sent_when_the_stage_ends(server: Recorder, token_file: Path) -> None:
-    clock = Clock()
-    reporter = StatusPublisher(server.url + STATUS_PATH, token_file, clock=clock)
-    reporter(report(1))
-    clock.now = 1
-    reporter(report(4))
-    assert [b["done"] for b in server.bodies()] == [1]
-    reporter.close()
-    assert [b["done"] for b in server.bodies()] == [1, 4]
-
-
-def test_dead_server_never_raises_and_warns_once_without_the_token(
-    token_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    clock = Clock()
-    reporter = StatusPublisher(dead_url() + STATUS_PATH, token_file, clock=clock)
-    with caplog.at_level(logging.DEBUG, logger="adacot.progress.publish"):
-        for t in range(0, 200, 6):
-            clock.now = t
-            reporter(report(t % 10))
-        reporter(report(10))
-        reporter.close()
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "progress report to http://127.0.0.1" in warnings[0].getMessage()
-    assert TOKEN not in caplog.text and reporter.sent == 0
-
-
-def test_refused_report_is_dropped_and_the_token_stays_out_of_logs(
-    server: Recorder, token_file: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    server.code = 403
-    reporter = StatusPublisher(server.url + STATUS_PATH, token_file)
-    with caplog.at_level(logging.WARNING, logger="adacot.progress.publish"):
-        reporter(report(10))
-    assert "403" in caplog.text and TOKEN not in caplog.text and reporter.sent == 0
-    assert len(server.requests) == 1
-
-
-def test_from_env_builds_the_in_cluster_url_and_skips_when_not_asked(token_file: Path) -> None:
-    base = {"ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_TOKEN_FILE": str(token_file)}
-    assert StatusPublisher.from_env({}) is None
-    assert StatusPublisher.from_env({**base, "JOB_COMPLETION_INDEX": "2"}) is None
-    in_cluster = StatusPublisher.from_env(
-        {**base, "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    )
-    assert in_cluster is not None and in_cluster.url == f"https://10.0.0.1:443{STATUS_PATH}"
-    assert in_cluster.token_file == token_file
-    v6 = StatusPublisher.from_env({**base, "KUBERNETES_SERVICE_HOST": "fd00::1", "JOB_COMPLETION_INDEX": "0"})
-    assert v6 is not None and v6.url.startswith("https://[fd00::1]:443/apis/")
-    override = StatusPublisher.from_env({**base, "ADACOT_API_SERVER": "http://127.0.0.1:1/"})
-    assert (
-        override is not None
-        and override.url == f"http://127.0.0.1:1{STATUS_PATH}"
-        and override.ca_file is None
-    )
-    assert StatusPublisher.from_env({"ADACOT_STATUS_PATH": STATUS_PATH}) is None  # no server known
-
-
-def test_reported_feeds_the_local_callback_and_the_api(server: Recorder, token_file: Path) -> None:
+def test_published_feeds_the_local_callback_and_serves_the_latest_report(env: dict[str, str]) -> None:
     seen: list[int] = []
-    env = {
-        "ADACOT_STATUS_PATH": STATUS_PATH,
-        "ADACOT_API_SERVER": server.url,
-        "ADACOT_TOKEN_FILE": str(token_file),
-    }
+    port = int(env["ADACOT_PROGRESS_PORT"])
     with published(lambda r: seen.append(r.done), environ=env) as progress:
         meter = ProgressMeter(3, progress)
         meter.advance()
+        assert get(port)[1]["done"] == 1
         meter.advance(2)
     assert seen == [0, 1, 3]
-    assert [b["done"] for b in server.bodies()] == [0, 3]  # 1 was throttled, 3 is final
-    final = progress_body(report(3, 3))["status"]["progress"]
-    assert {k: v for k, v in server.bodies()[-1].items() if k in final} == final
+    status, body = get(port)
+    assert status == 200 and body["done"] == 3 and body["total"] == 3 and body["percent"] == 100.0
+    Progress.model_validate(body)  # the CRD's shape, camelCase
+    assert get(port, "/other")[0] == 404
 
 
-def test_without_status_path_only_the_local_callback_runs(tmp_path: Path) -> None:
+def test_before_any_report_the_endpoint_is_not_even_bound(env: dict[str, str]) -> None:
+    publisher = StatusPublisher.from_env(env)
+    assert publisher is not None and publisher.server.port is None  # bound lazily, on the first report
+    publisher(ProgressUpdate(0, 5, rate=None, eta_seconds=None))
+    assert get(int(env["ADACOT_PROGRESS_PORT"]))[1] == {"done": 0, "total": 5, "percent": 0.0}
+
+
+def test_without_the_port_only_the_local_callback_runs() -> None:
     seen: list[int] = []
-    (tmp_path / "_SUCCESS").touch()
-    (tmp_path / "MANIFEST.json").write_text("{}")
-    with published(lambda r: seen.append(r.done), tmp_path, {}) as progress:
-        progress(report(2))
+    with published(lambda r: seen.append(r.done), {}) as progress:
+        progress(ProgressUpdate(2, 10, rate=None, eta_seconds=None))
     assert seen == [2]
+    assert StatusPublisher.from_env({}) is None
+    assert StatusPublisher.from_env({"ADACOT_PROGRESS_PORT": "x"}) is None
 
 
-def test_complete_artifact_reports_records_and_manifest_sha256(
-    tmp_path: Path, server: Recorder, token_file: Path
-) -> None:
-    manifest = json.dumps({"kind": "GradingRun", "total_records": 7}).encode()
-    (tmp_path / "MANIFEST.json").write_bytes(manifest)
-    env = {"ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_API_SERVER": server.url,
-           "ADACOT_TOKEN_FILE": str(token_file), "JOB_COMPLETION_INDEX": "3"}  # fmt: skip
-    with published(None, tmp_path, env):
-        pass
-    assert server.requests == []  # no _SUCCESS yet: nothing to tell
-    (tmp_path / "_SUCCESS").touch()
-    with published(None, tmp_path, env):  # any shard may report the finished artifact
-        pass
-    assert server.requests[-1][3] == {
-        "status": {"output": {"records": 7, "sha256": hashlib.sha256(manifest).hexdigest()}}
-    }
-    with pytest.raises(RuntimeError), published(None, tmp_path, env):
-        raise RuntimeError("stage failed")
-    assert len(server.requests) == 1  # a failing stage reports no output
+def test_a_port_that_cannot_be_bound_never_fails_the_stage(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"ADACOT_PROGRESS_PORT": str(port), "ADACOT_POD_IP": "127.0.0.1"}
+        with caplog.at_level(logging.WARNING), published(None, env) as progress:
+            for done in range(3):
+                progress(ProgressUpdate(done, 3, rate=None, eta_seconds=None))
+        ProgressServer.for_address(("127.0.0.1", port)).stop()
+    assert sum("not started" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_one_process_shares_one_server_per_address(env: dict[str, str]) -> None:
+    first, second = StatusPublisher.from_env(env), StatusPublisher.from_env(env)
+    assert first is not None and second is not None and first.server is second.server
+    first(ProgressUpdate(1, 4, rate=None, eta_seconds=None))
+    second(ProgressUpdate(2, 4, rate=2.0, eta_seconds=1.0))
+    assert get(int(env["ADACOT_PROGRESS_PORT"]))[1] == {
+        "done": 2, "total": 4, "percent": 50.0, "rate": 2.0, "etaSeconds": 1.0}  # fmt: skip
+
+
+def test_progress_fields_are_the_crd_shape() -> None:
+    fields = progress_fields(ProgressUpdate(1, 3, rate=0.123456, eta_seconds=12.34))
+    assert fields == {"done": 1, "total": 3, "percent": 33.33, "rate": 0.1235, "etaSeconds": 12.3}
+    Progress.model_validate(fields)
 
 
 def _grading_spec(tmp_path: Path) -> Path:
@@ -249,36 +134,30 @@ def _grading_spec(tmp_path: Path) -> Path:
     return path
 
 
-def _stage(tmp_path: Path, server_url: str, token_file: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "ADACOT_STATUS_PATH": STATUS_PATH, "ADACOT_API_SERVER": server_url,
-           "ADACOT_TOKEN_FILE": str(token_file), "ADACOT_OUTPUT_DIR": str(tmp_path / "out")}  # fmt: skip
-    env.pop("JOB_COMPLETION_INDEX", None)
-    command = [
-        str(Path(sys.executable).parent / "adacot"),
-        "stage",
-        "gradingrun",
-        "--spec",
-        str(_grading_spec(tmp_path)),
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
-
-
 @pytest.mark.integration
-def test_stage_command_reports_its_progress(tmp_path: Path, server: Recorder, token_file: Path) -> None:
-    done = _stage(tmp_path, server.url, token_file)
-    assert done.returncode == 0, done.stderr
-    assert server.requests and all(path == STATUS_PATH for _, path, _, _ in server.requests)
-    assert server.bodies()[-1] == {"done": 6, "total": 6, "percent": 100.0, **{
-        k: v for k, v in server.bodies()[-1].items() if k in ("rate", "etaSeconds")}}  # fmt: skip
-    assert TOKEN not in done.stderr + done.stdout
-    manifest = (tmp_path / "out" / "MANIFEST.json").read_bytes()
-    output = server.requests[-1][3]["status"]["output"]
-    assert output == {"records": 6, "sha256": hashlib.sha256(manifest).hexdigest()}
+def test_stage_command_serves_its_progress_while_it_runs(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "ADACOT_PROGRESS_PORT": str(port), "ADACOT_POD_IP": "127.0.0.1",
+           "ADACOT_OUTPUT_DIR": str(tmp_path / "out")}  # fmt: skip
+    command = [str(Path(sys.executable).parent / "adacot"), "stage", "gradingrun", "--spec",
+               str(_grading_spec(tmp_path))]  # fmt: skip
+    seen: list[dict[str, Any]] = []
+    stage = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def poll() -> None:
+        while stage.poll() is None:
+            try:
+                status, body = get(port)
+            except OSError:
+                status, body = 0, None
+            if status == 200:
+                seen.append(body)
+            time.sleep(0.05)
 
-@pytest.mark.integration
-def test_stage_command_succeeds_when_the_api_server_is_dead(tmp_path: Path, token_file: Path) -> None:
-    done = _stage(tmp_path, dead_url(), token_file)
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["questions"] == 6
-    assert done.stderr.count("progress report to") == 1 and TOKEN not in done.stderr
+    poller = threading.Thread(target=poll)
+    poller.start()
+    out, err = stage.communicate(timeout=300)
+    poller.join()
+    assert stage.returncode == 0, err
+    assert json.loads(out)["questions"] == 6
+    assert seen and all(b["total"] == 6 for b in seen)

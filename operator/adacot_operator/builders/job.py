@@ -12,6 +12,9 @@ flag the stage rejects; also inputs that contradict each other, reported as Vali
 the Job at once; a pod disrupted by the cluster (DisruptionTarget: preemption, eviction, node drain)
 does not count against backoffLimit. Exit code 1 is both an input
 error the stage reports and an unexpected crash, so it is retried up to backoffLimit.
+Security (adacot_operator.builders.security): no service-account token, the restricted Pod Security
+profile, read-only root filesystem; the container declares the progress port, binds it on its pod IP
+(downward API ADACOT_POD_IP) and the operator reads it (adacot_operator.progress).
 """
 
 from __future__ import annotations
@@ -24,9 +27,22 @@ from pydantic import BaseModel
 from adacot.api import AnyResource
 from adacot.api.common import SecretRef
 from adacot.api.sft_job import SFTJob
-from adacot.api.stage_pod import OUTPUT_DIR_ENV, STATUS_PATH_ENV, VALIDATION_FAILED_EXIT_CODE
+from adacot.api.stage_pod import (
+    OUTPUT_DIR_ENV,
+    POD_IP_ENV,
+    PROGRESS_PORT,
+    PROGRESS_PORT_ENV,
+    VALIDATION_FAILED_EXIT_CODE,
+)
 from adacot.api.workload import EnvVar, Scheduling
-from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels, status_path
+from adacot_operator.builders.security import (
+    HOME,
+    container_security_context,
+    pod_security_context,
+    runs_untrusted_code,
+    security_labels,
+)
+from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels
 from adacot_operator.settings import OperatorSettings
 
 CONTAINER = "stage"
@@ -62,9 +78,11 @@ def _env_var(var: EnvVar) -> dict[str, Any]:
 def container_env(resource: AnyResource, settings: OperatorSettings, output_dir: str) -> list[dict[str, Any]]:
     """Env of the stage container. Precedence on a name clash: adacot's own variables, then the
     spec's env, then the settings' extra env."""
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": OUTPUT_DIR_ENV, "value": output_dir},
-        {"name": STATUS_PATH_ENV, "value": status_path(resource)},
+        {"name": PROGRESS_PORT_ENV, "value": str(PROGRESS_PORT)},
+        {"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "HOME", "value": HOME},
         *(secret_env(ref) for ref in secret_refs(resource.spec)),
         *_rendezvous_env(resource),
         *(_env_var(v) for v in resource.spec.env),
@@ -123,7 +141,10 @@ def merged_scheduling(spec: Scheduling, default: Scheduling) -> Scheduling:
 
 
 def _placement(resource: AnyResource, settings: OperatorSettings) -> dict[str, Any]:
-    chosen = merged_scheduling(resource.spec.scheduling, settings.default_scheduling)
+    default = settings.default_scheduling
+    if settings.runtime_class_name and runs_untrusted_code(resource):
+        default = default.model_copy(update={"runtime_class_name": settings.runtime_class_name})
+    chosen = merged_scheduling(resource.spec.scheduling, default)
     placement: dict[str, Any] = {
         "nodeSelector": chosen.node_selector or None,
         "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in chosen.tolerations] or None,
@@ -152,19 +173,24 @@ def pod_template(
         "env": env,
         "resources": compute(resource),
         "volumeMounts": volumes[1],
+        "ports": [{"name": "progress", "containerPort": PROGRESS_PORT, "protocol": "TCP"}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": container_security_context(),
     }
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": resource.spec.service_account_name or settings.worker_service_account,
+        "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes[0],
         **_placement(resource, settings),
     }
     if is_multi_node(resource):
         spec["subdomain"] = _job_name(resource)
-    return {"metadata": {"labels": labels(resource), "annotations": dict(annotations)}, "spec": spec}
+    meta = {"labels": {**labels(resource), **security_labels(resource)}, "annotations": dict(annotations)}
+    return {"metadata": meta, "spec": spec}
 
 
 def job(

@@ -1,5 +1,6 @@
 """Storage of a stage's pod: the output PersistentVolumeClaim, and the pod's volumes and mounts (spec
-ConfigMap, /dev/shm, output claim, the claims its spec names, its producers' artifacts).
+ConfigMap, /dev/shm, /tmp and HOME scratch (the root filesystem is read-only), output claim, the
+claims its spec names, its producers' artifacts).
 
 Callers: adacot_operator.builders.children (build_children), which hands the volumes and mounts to the
 Job builder's pod template. Pure functions returning Kubernetes-shaped dicts. The layout (mount paths)
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adacot.api import AnyResource
+from adacot_operator.builders.security import scratch_mounts, scratch_volumes
 from adacot_operator.names import child_metadata, volume_name
 from adacot_operator.resolve import (
     SPEC_DIR,
@@ -72,6 +74,7 @@ def pod_volumes(
             "configMap": {"name": config_map, "items": [{"key": SPEC_FILE, "path": SPEC_FILE}]},
         },
         {"name": SHM_VOLUME, "emptyDir": shm},
+        *scratch_volumes(),
     ]
     claims = [output_claim_name(resource), *spec_claims, *(m.claim for m in inputs)]
     volumes += [_claim_volume(c) for c in dict.fromkeys(claims)]
@@ -86,6 +89,7 @@ def pod_mounts(
     mounts: list[dict[str, Any]] = [
         {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
         {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+        *scratch_mounts(),
         {"name": volume_name("claim", output), "mountPath": output_mount(root)},
     ]
     mounts += [

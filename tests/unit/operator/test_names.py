@@ -16,7 +16,6 @@ from adacot_operator.names import (
     selector,
     spec_hash,
     spec_hash_annotation,
-    status_path,
     volume_name,
 )
 from k8s_objects import sample
@@ -92,9 +91,3 @@ def test_owner_reference_is_a_blocking_controller_reference() -> None:
     del body["metadata"]["uid"]
     with pytest.raises(ValueError, match="GradingRun/qwen7b-pool: metadata"):
         owner_reference(RESOURCE_KINDS["GradingRun"].model_validate(body))
-
-
-def test_status_path_names_the_status_subresource() -> None:
-    assert (
-        status_path(resource("SFTJob")) == "/apis/adacot.dev/v1alpha1/namespaces/ml/sftjobs/qwen7b-sft/status"
-    )

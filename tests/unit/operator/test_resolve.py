@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from adacot_operator.names import child_name
 from adacot_operator.resolve import (
     InputsError,
     ResolvedInputs,
@@ -131,12 +132,21 @@ def test_sft_base_model_comes_from_the_inputs_only_when_the_spec_has_none() -> N
     )
 
 
-def test_inputs_from_producer_bodies_read_status_output() -> None:
+def test_inputs_come_from_the_producers_specs_never_from_their_status() -> None:
+    """A forged status.output (a compromised pod pointing consumers at another claim) is ignored."""
+    pool = sample("GradingRun", "qwen7b-pool")
+    pool["status"] = {"output": {"claim": "someone-elses", "path": "their/data", "records": 3}}
+    shared = sample("GradingRun", "qwen7b-eval", output={"existingClaim": "shared", "subPath": "eval"})
     producers = {
-        ("GradingRun", "a"): {"status": {"output": {"claim": "c", "path": "p", "records": 3}}},
-        ("GradingRun", "b"): {"status": {"phase": "Running"}},
-        ("GradingRun", "c"): {},
+        ("GradingRun", "qwen7b-pool"): pool,
+        ("GradingRun", "qwen7b-eval"): shared,
+        ("GradingRun", "broken"): {"spec": {}},
     }
     inputs = ResolvedInputs.from_producers(producers)
-    assert inputs.outputs == {("GradingRun", "a"): OutputStatus(claim="c", path="p", records=3)}
+    assert inputs.outputs == {
+        ("GradingRun", "qwen7b-pool"): OutputStatus(
+            claim=child_name("GradingRun", "qwen7b-pool"), path="ml/GradingRun/qwen7b-pool"
+        ),
+        ("GradingRun", "qwen7b-eval"): OutputStatus(claim="shared", path="eval"),
+    }
     assert inputs.model is None

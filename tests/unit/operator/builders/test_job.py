@@ -37,10 +37,8 @@ def test_sharded_grading_run_is_an_indexed_job_with_env_mounts_and_no_secret_val
     assert container(job)["terminationMessagePolicy"] == "FallbackToLogsOnError"
     variables = env(job)
     assert variables["ADACOT_OUTPUT_DIR"] == "/mnt/adacot/output/ml/GradingRun/qwen7b-pool"
-    assert (
-        variables["ADACOT_STATUS_PATH"]
-        == "/apis/adacot.dev/v1alpha1/namespaces/ml/gradingruns/qwen7b-pool/status"
-    )
+    assert variables["ADACOT_PROGRESS_PORT"] == "8470"
+    assert variables["ADACOT_POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert variables["ADACOT_SECRET_HF_TOKEN"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
     assert variables["EXTRA"] == {"secretKeyRef": {"name": "other", "key": "k"}}
     assert variables["PLAIN"] == "1"
