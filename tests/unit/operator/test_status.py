@@ -156,6 +156,26 @@ def test_progress_is_kept_while_running_and_closed_on_success() -> None:
     assert done["progress"] == {"done": 40, "total": 40, "percent": 100.0}
 
 
+def test_progress_read_from_the_pod_is_validated_before_it_reaches_status() -> None:
+    running = {**POOL, "status": {"progress": {"done": 3, "total": 40, "percent": 7.5}}}
+    read = Children(job=RUNNING.job, pods=RUNNING.pods, progress={"done": 9, "total": 40, "percent": 22.5})
+    assert compute_status(running, read, {}, NOW)["progress"] == {"done": 9, "total": 40, "percent": 22.5}
+    for junk in ({"done": -1}, {"percent": 900}, {"claim": "other"}, None):
+        forged = Children(job=RUNNING.job, pods=RUNNING.pods, progress=junk)
+        assert compute_status(running, forged, {}, NOW)["progress"] == {"done": 3, "total": 40, "percent": 7.5}
+
+
+def test_a_forged_status_output_is_put_back_to_the_spec_location() -> None:
+    """status.output's claim and path are the operator's, from the spec: a write by anyone else (a
+    compromised pod with API access) is overwritten on the next reconcile, running or complete."""
+    forged = {**POOL, "status": {"output": {"claim": "victim", "path": "their/data", "records": 1}}}
+    spec_location = {"claim": "qwen7b-pool-grade", "path": "ml/GradingRun/qwen7b-pool"}
+    running = compute_status(forged, RUNNING, {}, NOW)
+    assert {k: running["output"][k] for k in ("claim", "path")} == spec_location
+    done = compute_status(forged, COMPLETE, {}, NOW)
+    assert done["output"] == {**spec_location, "records": 40}  # records from the Job's own message
+
+
 def test_finished_stays_finished_when_the_job_is_gone() -> None:
     done = compute_status(POOL, COMPLETE, {}, NOW)
     later = compute_status({**POOL, "status": done}, Children(), {}, LATER)
