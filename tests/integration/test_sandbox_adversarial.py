@@ -95,7 +95,9 @@ def test_writing_outside_the_workdir_is_refused(verifier: CodeVerifier, tmp_path
     marker = tmp_path / "pwned.txt"
     program = f"def f(x):\n    open({str(marker)!r}, 'w').write('x')\n    return 'written'\n"
     verdict = verifier.verify(program, {"entry_point": "f", "inputs": [[1]], "outputs": ["written"]})
-    assert verdict.correct is False and "PermissionError" in (verdict.detail or "")
+    # Read-only everywhere but the workdir; /tmp (where tmp_path lies) is the jail's own, empty.
+    assert verdict.correct is False
+    assert any(e in (verdict.detail or "") for e in ("PermissionError", "FileNotFoundError", "Read-only"))
     assert not marker.exists()
 
 
@@ -139,7 +141,8 @@ def test_network_connection_is_not_accepted(verifier: CodeVerifier) -> None:
         )
         verdict = verifier.verify(program, {"entry_point": "f", "inputs": [[1]], "outputs": ["connected"]})
         assert verdict.correct is False and verdict.reason == "runtime_error"
-        assert "unreachable" in (verdict.detail or "").lower()
+        # The jail's network namespace has a loopback of its own (refused), bare ones none (unreachable).
+        assert any(e in (verdict.detail or "").lower() for e in ("unreachable", "refused"))
         with pytest.raises(BlockingIOError):
             server.accept()
 

@@ -52,7 +52,9 @@ VERIFY = textwrap.dedent(
         "    return ''\\n"
     )
     secret = os.environ["ADACOT_SECRET_TEAM_KEY"]
-    limits = SandboxLimits(wall_seconds=20, test_seconds=3, memory_bytes=512 << 20, max_processes=24)
+    limits = SandboxLimits(
+        wall_seconds=20, test_seconds=3, memory_bytes=512 << 20, max_processes=24, namespaces=NAMESPACES
+    )
     with CodeVerifier(workers=1, limits=limits) as verifier:
         plus_one = verifier.verify(
             "def f(x):\\n    return x + 1\\n", {"entry_point": "f", "inputs": [[1]], "outputs": [2]}
@@ -113,17 +115,19 @@ def _run_as_nobody(tmp_path: Path, code: str) -> dict[str, object]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_a_program_cannot_read_the_non_root_verifiers_secret_env(shared_dir: Path) -> None:
-    found = _run_as_nobody(shared_dir, VERIFY)
+@pytest.mark.parametrize("namespaces", [True, False])
+def test_a_program_cannot_read_the_non_root_verifiers_secret_env(shared_dir: Path, namespaces: bool) -> None:
+    """With the jail (its own /proc) and without it (`none` mode: the shield alone)."""
+    found = _run_as_nobody(shared_dir, VERIFY.replace("NAMESPACES", str(namespaces)))
     assert found["uid"] == NOBODY and found["drop_privileges"] is False  # the non-root mode
     assert found["plus_one"] is True  # the sandbox works as that user
     assert found["stolen"] is False and "got ''" in str(found["detail"])
 
 
 def test_without_the_shield_the_same_program_reads_it(shared_dir: Path) -> None:
-    """The attack is real: with shield_caller made a no-op the secret comes back (guards the test
-    above against passing because the program could not read /proc at all)."""
-    unshielded = VERIFY.replace(
+    """The attack is real: in the `none` mode, with shield_caller made a no-op the secret comes back
+    (guards the test above against passing because the program could not read /proc at all)."""
+    unshielded = VERIFY.replace("NAMESPACES", "False").replace(
         "from adacot.verify.code import CodeVerifier",
         "import adacot.verify.sandbox.slots as sandbox\n"
         "sandbox.shield_caller = lambda isolation: None\n"

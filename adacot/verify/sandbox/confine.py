@@ -38,8 +38,14 @@ if TYPE_CHECKING:
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWPID = 0x20000000
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_CAPABILITY_V3 = 0x20080522
 _LIBC: ctypes.CDLL | None = None
 _SERVED_CHANNEL_FD = 3
 """Where a served child finds its result channel (stdout and stderr are 1 and 2)."""
@@ -62,6 +68,34 @@ def _unshare(flags: int) -> None:
     if _libc().unshare(flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _private_proc() -> None:
+    """A mount namespace of the run's own with a /proc of its PID namespace: the run sees its own
+    processes only, not the host's /proc that the jail binds. Needs the run to be PID 1 already."""
+    libc = _libc()
+    _unshare(_CLONE_NEWNS)
+    _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+    _check(libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None), "mount /proc")
+
+
+def _drop_capabilities() -> None:
+    """Root of a user namespace holds every capability there: drop them all (bounding set, ambient,
+    effective/permitted/inheritable), for good (no_new_privs)."""
+    libc = _libc()
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    for cap in range(64):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # EINVAL: past the last capability this kernel knows
+    libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header, data = (ctypes.c_uint32 * 2)(_CAPABILITY_V3, 0), (ctypes.c_uint32 * 6)()
+    _check(libc.capset(header, data), "capset")
 
 
 def _set_limits(limits: dict[str, float | int | str]) -> None:
@@ -129,12 +163,17 @@ def _confine(cfg: dict[str, Any], relocate: bool = True) -> None:
         _unshare(flags)
     if cfg["pidns"]:
         _launch_in_pidns(cfg["channel_fd"])
+    if cfg.get("own_proc"):
+        _private_proc()
     os.umask(0o077)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG instead of killing
     _set_limits(cfg["limits"])
     if cfg["uid"] is not None:
         _drop_privileges(cfg["uid"], relocate)
+    if cfg.get("drop_caps"):
+        _drop_capabilities()
     libc = _libc()
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # no setuid binary gives a run back what it lost
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program's processes cannot ptrace the harness
 
@@ -153,12 +192,18 @@ def _child_main(cfg: dict[str, Any]) -> None:
 
 
 def _probe() -> None:
+    """Which namespaces a run could make here; `proc`: a private /proc in a PID namespace."""
     found = {}
-    for name, flag in (("netns", _CLONE_NEWNET), ("pidns", _CLONE_NEWPID)):
+    for name, flag in (("netns", _CLONE_NEWNET), ("pidns", _CLONE_NEWPID), ("proc", _CLONE_NEWPID)):
         pid = os.fork()
         if pid == 0:
             try:
                 _unshare(flag)
+                if name == "proc" and os.fork() == 0:  # PID 1 of the new namespace
+                    _private_proc()
+                    os._exit(0)
+                if name == "proc":
+                    os._exit(os.waitstatus_to_exitcode(os.wait()[1]))
             except OSError as exc:
                 print(exc, file=sys.stderr)
                 os._exit(1)
@@ -254,7 +299,7 @@ class _Zygote:
 def _serve(cfg: dict[str, Any]) -> None:
     libc = _libc()
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != cfg["parent"]:  # the parent died before the line above
+    if cfg["parent"] and os.getppid() != cfg["parent"]:  # the parent died before the line above
         return
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # no process of the caller's uid can ptrace the zygote
     _Zygote(cfg).serve()
@@ -283,8 +328,10 @@ def _served_child(zygote: _Zygote, request: dict[str, Any], fds: list[int], code
         libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # as a fresh process: visible to the marker scan
         _mark_environment(zygote.cfg["placeholder"], request["marker"], request["env"])
         os.chdir(request["workdir"])
-        # The PID namespace is made (the zygote unshared it), the stdlib already reachable.
-        _confine(request | {"channel_fd": _SERVED_CHANNEL_FD, "pidns": False}, relocate=False)
+        # The PID namespace is made (unless the zygote could not: a user namespace), the stdlib
+        # already reachable.
+        made = zygote.own_pidns >= 0
+        _confine(request | {"channel_fd": _SERVED_CHANNEL_FD, "pidns": request["pidns"] and not made}, False)
         status = _run_code(code, request)
     except BaseException:
         sys.excepthook(*sys.exc_info())

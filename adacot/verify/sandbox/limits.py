@@ -27,7 +27,8 @@ class SandboxLimits:
     file_size_bytes: int = 16 << 20
     """RLIMIT_FSIZE: largest file a process may write."""
     max_processes: int = 32
-    """RLIMIT_NPROC; only enforced when privileges are dropped (root), see adacot.verify.sandbox."""
+    """RLIMIT_NPROC of a run's processes; enforced per run where it has its own uid (root) or user
+    namespace (bubblewrap), not in the `none` mode (see adacot.verify.sandbox)."""
     max_open_files: int = 256
     """RLIMIT_NOFILE."""
     stdout_bytes: int = 1 << 20
@@ -41,6 +42,9 @@ class SandboxLimits:
     block of one uid per worker slot, so concurrent verifiers rarely share one (root only)."""
     python: str = sys.executable
     """Interpreter that runs the sandboxed code."""
+    namespaces: bool = True
+    """Confine runs in bubblewrap's namespaces where the machine allows it; False keeps only the
+    rlimits, the root-only privilege drop and the scratch environment (trusted code, benchmarks)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,24 @@ class Isolation:
     """Which kernel isolation this machine grants; probed once per process."""
 
     netns: bool
+    """Runs have no network (their own namespace: a downed loopback only)."""
     pidns: bool
+    """Each run is PID 1 of its own PID namespace."""
     drop_privileges: bool
+    """Each worker slot runs as its own unprivileged uid (root only)."""
     note: str = ""
+    jail: tuple[str, ...] = ()
+    """The bubblewrap command that wraps each slot's processes (empty: none): private /tmp, /dev/shm
+    and /run, everything else read-only, no network, its own user namespace when not root."""
+    userns: bool = False
+    """Runs are in a user namespace (not root): capabilities there are dropped before the script."""
+
+    @property
+    def mode(self) -> str:
+        """`root+bwrap`, `root`, `userns` or `none`: the rows of docs/security.md's table."""
+        if self.jail:
+            return "userns" if self.userns else "root+bwrap"
+        return "root" if self.drop_privileges else "none"
 
 
 @dataclass
@@ -81,3 +100,7 @@ class ChildConfig:
     uid: int | None = None
     probe: bool = False
     argv: list[str] = field(default_factory=list)
+    own_proc: bool = False
+    """Mount a private /proc (and mount namespace) for the run's PID namespace: jailed runs."""
+    drop_caps: bool = False
+    """Drop every capability before the script: runs that are root of a user namespace."""

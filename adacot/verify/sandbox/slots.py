@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 from adacot.verify.sandbox.collect import Child, Launch, collect, start
-from adacot.verify.sandbox.isolation import probe_isolation, shield_caller
+from adacot.verify.sandbox.isolation import probe_isolation, shield_caller, warn_once
+from adacot.verify.sandbox.jail import jailed
 from adacot.verify.sandbox.limits import ChildConfig, SandboxLimits, SandboxRun
 from adacot.verify.sandbox.stragglers import MARKER, sandbox_processes
 from adacot.verify.sandbox.workdir import base_env, populate, remove_tree, workdir_root
@@ -39,7 +40,8 @@ class Sandbox:
 
     def __init__(self, limits: SandboxLimits | None = None, slots: int = 1, fork_server: bool = True) -> None:
         self.limits = limits or SandboxLimits()
-        self.isolation = probe_isolation(self.limits.python)
+        self.isolation = probe_isolation(self.limits.python, self.limits.namespaces)
+        warn_once(self.isolation)
         shield_caller(self.isolation)
         self._slots: queue.Queue[int] = queue.Queue()
         first = self.limits.uid_base + secrets.randbelow((1 << 20) - max(1, slots))
@@ -132,6 +134,9 @@ class Sandbox:
                 len(self._token()),
                 self.isolation.pidns,
                 self.isolation.drop_privileges,
+                self.isolation.jail,
+                self._base,
+                self.isolation.userns,
             )
             server = self.servers[slot] = start_server.result()
         return server
@@ -146,8 +151,9 @@ class Sandbox:
 
     def _launch_fresh(self, cfg: ChildConfig, token: str, fds: list[int]) -> Child:
         stdout, stderr, cfg.channel_fd = fds
+        command = [str(cfg.limits["python"]), "-s", "-S", "-B", "-P", CONFINE, json.dumps(asdict(cfg))]
         proc = subprocess.Popen(
-            [str(cfg.limits["python"]), "-s", "-S", "-B", "-P", CONFINE, json.dumps(asdict(cfg))],
+            jailed(self.isolation.jail, self._base, cfg.workdir, command),
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -178,10 +184,12 @@ class Sandbox:
                 script=_SCRIPT,
                 channel_fd=-1,
                 limits=asdict(limits),
-                netns=self.isolation.netns,
+                netns=self.isolation.netns and not self.isolation.jail,  # the jail has its own
                 pidns=self.isolation.pidns,
                 uid=uid,
                 argv=argv,
+                own_proc=bool(self.isolation.jail),
+                drop_caps=self.isolation.userns,
             )
             started = time.monotonic()
             child, reads = start(launch, cfg, token)

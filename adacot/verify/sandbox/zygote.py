@@ -35,6 +35,8 @@ import subprocess
 import tempfile
 from typing import Any
 
+from adacot.verify.sandbox.jail import jailed
+
 CONFINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "confine.py")
 """The child side's entry point, for both one-run mode and serve mode."""
 _PLACEHOLDER = "ADACOT_SANDBOX_ZYG"
@@ -53,13 +55,26 @@ class ForkServer:
     """One zygote process and the parent's end of its socket; used by one thread at a time."""
 
     def __init__(
-        self, python: str, env: dict[str, str], marker: str, token_chars: int, pidns: bool, relocate: bool
+        self,
+        python: str,
+        env: dict[str, str],
+        marker: str,
+        token_chars: int,
+        pidns: bool,
+        relocate: bool,
+        jail: tuple[str, ...] = (),
+        base: str = "/",
+        userns: bool = False,
     ) -> None:
         """Start the zygote and wait until it is ready; raises ZygoteLost when it does not start.
 
         `env` is the runs' environment without the marker `marker`; the zygote carries a placeholder
         of `token_chars` characters instead. With `pidns` each child is PID 1 of a new PID namespace;
-        `relocate`: runs drop privileges, so the zygote re-points sys.path at descriptors first."""
+        `relocate`: runs drop privileges, so the zygote re-points sys.path at descriptors first.
+        `jail`: the bubblewrap prefix the zygote runs in (adacot.verify.sandbox.jail), `base` the
+        directory of the runs' workdirs, writable there. `userns`: the jail is a user namespace, where
+        the zygote could not step back into its own PID namespace, so each child makes its own and
+        forks once more (confine._launch_in_pidns)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
         # The zygote's own stderr, kept for the message when it fails; closed in stop().
@@ -68,14 +83,14 @@ class ForkServer:
         self.alive = True
         cfg = {
             "serve": theirs.fileno(),
-            "parent": os.getpid(),
+            "parent": 0 if jail else os.getpid(),  # in a jail its parent is bubblewrap
             "placeholder": _PLACEHOLDER,
-            "pidns": pidns,
+            "pidns": pidns and not userns,
             "relocate": relocate,
         }
         try:
             self._proc = subprocess.Popen(
-                [python, "-s", "-S", "-B", "-P", CONFINE, json.dumps(cfg)],
+                jailed(jail, base, base, [python, "-s", "-S", "-B", "-P", CONFINE, json.dumps(cfg)]),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._log,
