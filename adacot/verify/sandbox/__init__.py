@@ -21,35 +21,34 @@ What a run gets, on every machine:
   * Python started with -s -S -B -P: no site-packages, no bytecode writes, no script directory on
     sys.path. Not -I: -I implies -E, which would ignore the PYTHONHASHSEED we set on purpose.
 
-What it gets where the machine allows (probed once per process, see `probe_isolation`):
-  * as root: a new network namespace (only a downed loopback: connect() fails with ENETUNREACH) and a
-    new PID namespace (the harness is PID 1; when it exits the kernel kills every process left in it,
-    so a fork bomb cannot outlive the run; the caller's processes are invisible and unsignalable),
-    then privileges are dropped to an unprivileged uid/gid (one per worker slot, `uid_base + slot`),
-    so RLIMIT_NPROC is enforced and the host's files, /proc/PID/environ of other users and the
-    parent process are out of reach. The interpreter's standard library may lie below a directory the
-    unprivileged uid cannot traverse (/root/.pyenv): sys.path is re-pointed at directory descriptors
-    opened before the drop (/proc/self/fd/N), which exposes that library tree read-only, nothing else.
-  * not root: no namespaces and no uid change. The program runs as the caller's user: it can read
-    files the caller can read, open network connections and signal the caller. The caller makes itself
-    non-dumpable (`shield_caller`), so its /proc/PID/environ (a stage's secret env vars), /proc/PID/mem
-    and ptrace are closed to the program; other processes of the same user that exec'd since (a vLLM
-    engine, a shell) stay readable. Stragglers that left the process group are found by a marker in
-    their environment and killed (adacot.verify.sandbox.stragglers). adacot's worker images run as uid 10001,
-    i.e. in this mode: run code grading of untrusted programs as root, under a sandboxed runtime, or
-    without secrets (docs/security.md), or treat the non-root mode as fit for trusted code only.
+What it gets where the machine allows (probed once per process, see `probe_isolation`; the mode's
+name is `Isolation.mode`, the rows of docs/security.md's table):
+  * `root+bwrap` / `userns`: each worker slot's zygote runs in bubblewrap's jail (adacot.verify.sandbox.jail):
+    `/` read-only, private /tmp, /var/tmp, /dev/shm and /run (tokens under /run/secrets hidden), its
+    own network (loopback only), IPC and UTS namespaces. Each run is PID 1 of its own PID namespace
+    with its own /proc (the stage's processes are invisible and unsignalable, and everything the run
+    started dies with it) and no_new_privs. As root, runs drop to the slot's uid (`uid_base + slot`,
+    so RLIMIT_NPROC is per slot; the standard library is kept reachable through descriptors opened
+    before the drop). Not root, the jail is a user namespace of its own per slot (so RLIMIT_NPROC
+    counts that slot's processes only) in which a run is uid 0 with every capability dropped.
+  * `root` (no bubblewrap): bare network and PID namespaces and the uid drop, but the host's /tmp,
+    /dev/shm and /run are shared.
+  * `none` (not root, no bubblewrap or no user namespaces): no namespaces and no uid change; the
+    program runs as the caller's user, can read its files, open connections and signal its processes.
+    The caller makes itself non-dumpable (`shield_caller`), so its /proc/PID/environ and ptrace are
+    closed to the program. Said loudly once per process (`warn_once`): fit for trusted code only.
 
 What it does NOT protect against, in any mode: kernel exploits (this is not a security boundary like
-gVisor or a VM); system calls in general (no seccomp filter); the shared /tmp, /dev/shm and other
-world-writable paths (no mount namespace: the program can write there and read world-readable files;
-workdirs live in /dev/shm when it is large, so what a program writes costs memory until the run ends);
-CPU and memory bandwidth contention with other work on the machine; timing side channels.
+gVisor or a VM); system calls in general (no seccomp filter of its own); the total size of what a run
+writes to its private tmpfs (bounded per file by RLIMIT_FSIZE, and by memory); CPU and memory
+bandwidth contention with other work on the machine; timing side channels.
 
 Modules: limits.py (SandboxLimits, Isolation, SandboxRun, the child's config), isolation.py
-(`probe_isolation`, `shield_caller`), slots.py (`Sandbox`: worker slots, their fork servers, one run),
-workdir.py (a run's directory and environment), collect.py (a run's capped streams, wall timeout and
-final kill), zygote.py (the fork server's parent side), stragglers.py (processes found by marker), and
-confine.py (the child side, run by file path: never import it here). This module only re-exports.
+(`probe_isolation`, `warn_once`, `shield_caller`), jail.py (the bubblewrap command), slots.py
+(`Sandbox`: worker slots, their fork servers, one run), workdir.py (a run's directory and
+environment), collect.py (a run's capped streams, wall timeout and final kill), zygote.py (the fork
+server's parent side), stragglers.py (processes found by marker), and confine.py (the child side,
+run by file path: never import it here). This module only re-exports.
 """
 
 from adacot.verify.sandbox.isolation import probe_isolation, shield_caller

@@ -42,8 +42,8 @@ def probe_isolation(python: str = sys.executable, namespaces: bool = True) -> Is
         if found.get("netns") and found.get("pidns") and found.get("proc"):
             return Isolation(True, True, root, "", jail, userns=not root)
         note = f"bubblewrap refused: {refused}"
-    if not root:
-        return Isolation(False, False, False, f"not root, {note}")
+    if not root or not namespaces:
+        return Isolation(False, False, root, f"{'root' if root else 'not root'}, {note}")
     found, refused = _probe(python, ())
     netns, pidns = bool(found.get("netns")), bool(found.get("pidns"))
     refused = "" if netns and pidns else f"; namespaces refused: {refused}"
