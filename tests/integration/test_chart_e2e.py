@@ -120,10 +120,8 @@ def test_chart_operator_runs_on_the_emulator(
     objs, healthz, metrics, log = operator_process
     installed = {o["metadata"]["name"] for o in kube_api.objects("customresourcedefinitions")}
     assert {"gradingruns.adacot.dev", "sftjobs.adacot.dev"} <= installed
-    assert [r["metadata"]["name"] for r in kube_api.objects("roles", WATCHED)] == [
-        "adacot-operator",
-        "adacot-worker",
-    ]
+    assert [r["metadata"]["name"] for r in kube_api.objects("roles", WATCHED)] == ["adacot-operator"]
+    assert len(kube_api.objects("networkpolicies", WATCHED)) == 3  # stored; the emulator enforces none
     wait_for("the liveness endpoint", lambda: (r := _get(healthz)) is not None and r.status_code == 200, log)
 
     sample = yaml.safe_load((ROOT / "crds" / "samples" / "gradingrun.yaml").read_text())
@@ -131,7 +129,7 @@ def test_chart_operator_runs_on_the_emulator(
     status = lambda: [r.get("status") for r in kube_api.objects("gradingruns", WATCHED)]  # noqa: E731
     jobs = wait_for("the GradingRun's Job", lambda: kube_api.objects("jobs", WATCHED), log, status)
     pod = jobs[0]["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == "adacot-worker"
+    assert pod["serviceAccountName"] == "adacot-worker" and pod["automountServiceAccountToken"] is False
     assert {c["image"] for c in pod["containers"]} == {"registry.internal/adacot/worker-cpu:e2e"}
 
     scrape = wait_for("metrics", lambda: (r := _get(metrics)) is not None and r.status_code == 200 and r, log)

@@ -17,10 +17,13 @@ import helm_tools
 import jsonschema
 import kubernetes_validate
 import pytest
+from adacot_operator.builders.security import EGRESS_LABEL, UNTRUSTED_LABEL
 from adacot_operator.metrics import Metrics
 from adacot_operator.settings import OperatorSettings
 from helm_tools import CHART_DIR, render, run_helm
 from prometheus_client import CollectorRegistry
+
+from adacot.api.stage_pod import PROGRESS_PORT
 
 # Fixtures: the real helm 4.3 binary, extracted from the kubectl layer package once per session.
 layer_tools = helm_tools.layer_tools
@@ -73,7 +76,11 @@ FULL_VALUES: dict[str, Any] = {
     "watch": {"allNamespaces": False, "namespaces": ["team-a", "team-b"]},
     "imagePullSecrets": [{"name": "regcred"}, {"name": "mirror"}],
     "image": {"repository": "registry.internal/adacot/operator", "tag": "0.1.0-rc1"},
-    "worker": {"image": {"repository": "registry.internal/adacot/worker-cpu", "tag": "0.1.0-rc1"}},
+    "worker": {
+        "image": {"repository": "registry.internal/adacot/worker-cpu", "tag": "0.1.0-rc1"},
+        "runtimeClassName": "gvisor",
+    },
+    "namespaces": {"create": True},
     "defaults": {
         "scheduling": {
             "nodeSelector": {"nvidia.com/gpu.product": "H100"},
@@ -99,6 +106,7 @@ VALUES_SETS = {
         "rbac": {"create": False},
         "serviceAccount": {"create": False, "name": "platform-sa"},
         "worker": {"serviceAccount": {"create": False}},
+        "networkPolicy": {"enabled": False},
         "metrics": {"enabled": False},
     },
 }
@@ -188,9 +196,7 @@ def test_defaults_watch_all_namespaces_with_cluster_rbac(rendered: dict[str, lis
     assert bound["adacot-operator"] == [
         {"kind": "ServiceAccount", "name": "adacot", "namespace": "adacot-system"}
     ]
-    assert not by_kind(objs, "RoleBinding") or all(
-        b["metadata"]["name"] == "adacot-worker" for b in by_kind(objs, "RoleBinding")
-    )
+    assert by_kind(objs, "RoleBinding") == [] and by_kind(objs, "Role") == []  # no worker Role (issue 15)
     assert OperatorSettings.from_env(operator_env(objs)) == OperatorSettings(
         worker_image="ghcr.io/adacot/worker:0.1.0"
     )
@@ -223,12 +229,51 @@ def test_namespaced_watch_gets_roles_per_namespace(rendered: dict[str, list[dict
     cluster_rules_on_children = [r for r in cluster_rules if {"jobs", "pods"} & set(r["resources"])]
     assert cluster_rules_on_children == [], "namespaced mode must not grant cluster-wide access to children"
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in by_kind(objs, "Role")}
-    worker_rule = [{"apiGroups": ["adacot.dev"], "resources": STATUS, "verbs": ["patch"]}]
-    for ns in ("team-a", "team-b"):
-        assert roles[(ns, "adacot-operator")] == OPERATOR_RULES
-        assert roles[(ns, "adacot-worker")] == worker_rule
+    assert roles == {
+        (ns, "adacot-operator"): OPERATOR_RULES for ns in ("team-a", "team-b")
+    }  # none for workers
     accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in by_kind(objs, "ServiceAccount")}
     assert accounts == {("adacot-system", "adacot"), ("team-a", "adacot-worker"), ("team-b", "adacot-worker")}
+    workers = [a for a in by_kind(objs, "ServiceAccount") if a["metadata"]["name"] == "adacot-worker"]
+    assert all(a["automountServiceAccountToken"] is False for a in workers)
+
+
+def test_network_policies_confine_the_stage_pods(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    objs = rendered["namespaced-everything"]
+    policies = {(p["metadata"]["namespace"], p["metadata"]["name"]): p["spec"]
+                for p in by_kind(objs, "NetworkPolicy")}  # fmt: skip
+    assert {ns for ns, _ in policies} == {"team-a", "team-b"}
+    ingress = policies[("team-a", "adacot-stage-ingress")]
+    assert ingress["podSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "adacot"}}
+    from_operator, from_stages = ingress["ingress"]
+    assert from_operator["ports"] == [{"protocol": "TCP", "port": PROGRESS_PORT}]
+    operator_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    peer = from_operator["from"][0]
+    assert peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "adacot-system"}}
+    assert from_stages == {
+        "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "adacot"}}}]
+    }
+    none = policies[("team-b", "adacot-untrusted-no-egress")]
+    assert none["podSelector"]["matchLabels"] == {UNTRUSTED_LABEL: "true", EGRESS_LABEL: "none"}
+    assert none["policyTypes"] == ["Egress"] and none["egress"] == []  # nothing at all, DNS included
+    endpoints = policies[("team-b", "adacot-untrusted-endpoint-egress")]
+    assert endpoints["podSelector"]["matchLabels"] == {UNTRUSTED_LABEL: "true", EGRESS_LABEL: "endpoints"}
+    ports = {(p["protocol"], p["port"]) for rule in endpoints["egress"] for p in rule["ports"]}
+    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 80)}
+    assert OperatorSettings.from_env(operator_env(objs)).runtime_class_name == "gvisor"
+
+
+def test_namespaces_are_labelled_for_pod_security_only_on_request(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert by_kind(rendered["defaults"], "Namespace") == []
+    created = by_kind(rendered["namespaced-everything"], "Namespace")
+    spaces = {n["metadata"]["name"]: n["metadata"]["labels"] for n in created}
+    assert set(spaces) == {"team-a", "team-b"}
+    for labels in spaces.values():
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
 
 
 def test_operator_settings_parse_the_rendered_env(rendered: dict[str, list[dict[str, Any]]]) -> None:

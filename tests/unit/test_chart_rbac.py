@@ -132,17 +132,16 @@ def test_namespaced_operator_is_confined(charts: dict[str, list[dict[str, Any]]]
 
 
 @pytest.mark.parametrize(("chart", "ns"), [("cluster", RELEASE_NS), ("namespaced", "team-b")])
-def test_worker_may_only_report_progress(
-    charts: dict[str, list[dict[str, Any]]], chart: str, ns: str
-) -> None:
+def test_worker_may_do_nothing_at_all(charts: dict[str, list[dict[str, Any]]], chart: str, ns: str) -> None:
+    """Stage pods hold no Kubernetes power: not even the progress reports of old (issue 15)."""
     objs = charts[chart]
-    reports = [("PATCH", f"{ADACOT}/namespaces/{ns}/{k}/run/status") for k in KINDS]
-    assert denied(objs, "adacot-worker", ns, reports) == []
     forbidden = [
+        *(("PATCH", f"{ADACOT}/namespaces/{ns}/{k}/run/status") for k in KINDS),
         ("PATCH", f"{ADACOT}/namespaces/{ns}/gradingruns/run"),
         ("GET", f"{ADACOT}/namespaces/{ns}/gradingruns/run"),
         ("PUT", f"{ADACOT}/namespaces/{ns}/gradingruns/run/status"),
         ("GET", f"/api/v1/namespaces/{ns}/secrets/hub"),
+        ("GET", f"/api/v1/namespaces/{ns}/pods"),
         ("POST", f"/apis/batch/v1/namespaces/{ns}/jobs"),
         ("PATCH", f"{ADACOT}/namespaces/elsewhere/gradingruns/run/status"),
     ]
