@@ -4,7 +4,11 @@ One subcommand per kind, named as kubectl spells the kind (gradingrun, difficult
 sftjob). Each reads the resource from --spec (the ConfigMap the operator mounts), writes to --out or
 $ADACOT_OUTPUT_DIR, takes the shard from --shard or JOB_COMPLETION_INDEX, and runs the same
 `run_resource` as its human command (adacot.cli.grade, .bank, .distill, .sft), with no progress bar: a pod
-has no terminal; progress goes to the resource's status instead (adacot.progress.publish).
+has no terminal; progress is served to the operator instead (adacot.progress.publish).
+Producer artifacts named by input flags are checked against their MANIFEST.json first (every file's
+size and sha256, no unlisted data file): a mismatch stops the stage with exit code 2 (ValidationFailed,
+no retry) and names the file, so a consumer never trains or samples from data changed after its
+producer finished. An input that is not complete yet is left to the pipeline, which refuses it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,22 @@ from adacot.api.difficulty_bank import DifficultyBank
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.grading_run import GradingRun
 from adacot.api.sft_job import SFTJob
-from adacot.api.stage_pod import stage_name
+from adacot.api.stage_pod import ValidationFailed, stage_name
+from adacot.artifacts.jsonio import ArtifactError
+from adacot.artifacts.store import is_complete, verify_artifact
 from adacot.cli import bank, distill, grade, options, sft
-from adacot.cli.common import output_dir, pick_resource
+from adacot.cli.common import input_errors, output_dir, pick_resource
+
+
+def verify_inputs(*paths: Path | None) -> None:
+    """Check each complete input artifact against its manifest (see the module docstring)."""
+    with input_errors():
+        for path in paths:
+            if path is not None and is_complete(path):
+                try:
+                    verify_artifact(path)
+                except ArtifactError as error:
+                    raise ValidationFailed(f"input artifact changed after it was written: {error}") from None
 
 
 @click.group("stage")
@@ -46,7 +63,9 @@ def stage_grading_run(spec_path: Path, name: str | None, shard: str | None, out:
 def stage_difficulty_bank(spec_path: Path, name: str | None, runs: tuple[str, ...], out: Path | None) -> None:
     """Build the bank from its sources."""
     resource = pick_resource(spec_path, DifficultyBank, name)
-    bank.run_resource(resource, output_dir(out), options.named_dirs("--run", runs))
+    sources = options.named_dirs("--run", runs)
+    verify_inputs(*sources.values())
+    bank.run_resource(resource, output_dir(out), sources)
 
 
 @stage.command(stage_name(DistillationJob.KIND))
@@ -66,6 +85,7 @@ def stage_distillation_job(
 ) -> None:
     """Distil this pod's shard; the shard that finds every shard done merges the artifact."""
     resource = pick_resource(spec_path, DistillationJob, name)
+    verify_inputs(bank_dir, eval_grading)
     out_dir = output_dir(out)
     chosen = options.shard(shard, resource.spec.parallelism)
     distill.run_resource(resource, out_dir, bank_dir, eval_grading, chosen, bar=False)
@@ -88,4 +108,5 @@ def stage_sft_job(
 ) -> None:
     """Train this node's ranks; node 0 writes the artifact."""
     resource = pick_resource(spec_path, SFTJob, name)
+    verify_inputs(dataset)
     sft.run_resource(resource, output_dir(out), dataset, model, nproc_per_node)
