@@ -149,7 +149,7 @@ def run_difficulty_bank(
             metrics=summary,
         )
     )
-    write_termination_message(summary)
+    write_termination_message(summary, artifact.root)
     return summary
 
 

@@ -284,7 +284,9 @@ def finalize(
             metrics=summary,
         )
     )
-    terminate_with({**summary, "evaluation": status_rows(evaluation) if evaluation else None}, SHORT_KEYS)
+    terminate_with(
+        {**summary, "evaluation": status_rows(evaluation) if evaluation else None}, SHORT_KEYS, artifact.root
+    )
     return summary
 
 

@@ -219,5 +219,5 @@ def merge(stage: ShardedStage[ItemT, RecordT], count: int, content: MergeContent
         write_summary(artifact.root, summary)
         artifact.finalize(manifest)
         shutil.rmtree(stage.log_dir, ignore_errors=True)  # needed only to resume (often gone with _work/)
-    terminate_with(summary, stage.short_keys)
+    terminate_with(summary, stage.short_keys, artifact.root)
     return summary

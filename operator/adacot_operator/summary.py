@@ -5,9 +5,10 @@ termination message (`adacot.pipelines.termination`); the kubelet copies it into
 pod's `state.terminated.message`.
 
 Limits: a sharded (Indexed) Job has one message per pod; the one that finished last (the shard that
-merged) is taken. The messages carry no manifest sha256 today, so `output.sha256` stays empty unless a
-stage adds a `sha256` key. Fields that do not validate against the status models are dropped, not
-raised: a summary is informative and must never make status computation fail.
+merged) is taken. Its `sha256` key (the artifact's MANIFEST.json hash, adacot.pipelines.termination)
+becomes `output.sha256`; only the resource's own Job's pods are read. Fields that do not validate
+against the status models are dropped, not raised: a summary is informative and must never make
+status computation fail.
 """
 
 from __future__ import annotations

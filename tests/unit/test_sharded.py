@@ -4,6 +4,7 @@ one merge under the lock, a complete artifact's summary, and the lock's re-check
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -113,7 +114,8 @@ def test_shards_wait_then_the_last_one_merges_and_a_rerun_returns_the_summary(
     summary = run(out, ShardSpec(0, 2), Engines())
     assert summary["kind"] == "Toy" and summary["parts"] == 1
     assert [r.number for r in read_records(out, Square)] == ITEMS
-    assert json.loads(termination.read_text()) == {"kind": "Toy", "parts": 1}
+    manifest_hash = hashlib.sha256((out / "MANIFEST.json").read_bytes()).hexdigest()
+    assert json.loads(termination.read_text()) == {"sha256": manifest_hash, "kind": "Toy", "parts": 1}
     assert read_manifest(out).metrics == summary["counters"]
     assert not (out / "_work").exists()  # the logs, counters and lock go with _work/
 
