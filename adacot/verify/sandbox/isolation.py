@@ -77,10 +77,11 @@ def warn_once(isolation: Isolation) -> None:
     if isolation.jail:
         return
     if isolation.drop_privileges:
+        network = "have no network" if isolation.netns else "HAVE THE NETWORK"
         _warn(
-            "code sandbox as root without bubblewrap (%s): runs drop to their own uid and have no "
-            "network, but share the host's /tmp, /dev/shm and /run (tokens under /run/secrets); "
-            "install bubblewrap (docs/security.md)",
+            f"code sandbox as root without bubblewrap (%s): runs drop to their own uid and {network}, "
+            "but share the host's /tmp, /dev/shm and /run (tokens under /run/secrets); install "
+            "bubblewrap (docs/security.md)",
             isolation.note,
         )
     else:
