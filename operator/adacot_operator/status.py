@@ -182,14 +182,25 @@ def _complete(
     if kind == "DifficultyBank":
         want[T.Ready] = ("True", "BankReady", "the bank can be sampled from")
     new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
-    fields = summary_fields(kind, termination_summary(pods))
+    summary = termination_summary(pods)
+    fields = summary_fields(kind, summary)
     if "output" in fields and new.output is not None:
         fields["output"] = new.output.model_copy(update=_counts(fields["output"]))
     for name, value in fields.items():
         setattr(new, name, value)
     progress = new.progress or Progress()
-    total = progress.total if progress.total is not None else progress.done
+    counted = summary.get(_ITEMS_KEY.get(kind, ""))  # a stage too short for any progress read
+    total = progress.total if progress.total is not None else counted if _count(counted) else progress.done
     new.progress = Progress(done=total, total=total, percent=100.0)
+
+
+#: The summary key counting a kind's progress items (questions, samples, steps).
+_ITEMS_KEY = {"GradingRun": "questions", "DifficultyBank": "read", "DistillationJob": "sampled",
+              "SFTJob": "global_step"}  # fmt: skip
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _running(status: dict[str, Any], pods: list[dict[str, Any]]) -> Want:

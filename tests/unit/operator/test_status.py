@@ -177,6 +177,11 @@ def test_a_forged_status_output_is_put_back_to_the_spec_location() -> None:
     assert done["output"] == {**spec_location, "records": 40}  # records from the Job's own message
 
 
+def test_a_stage_too_short_for_any_progress_read_closes_at_its_summary_count() -> None:
+    done = compute_status(POOL, COMPLETE, {}, NOW)
+    assert done["progress"] == {"done": 40, "total": 40, "percent": 100.0}  # SUMMARY's questions
+
+
 def test_finished_stays_finished_when_the_job_is_gone() -> None:
     done = compute_status(POOL, COMPLETE, {}, NOW)
     later = compute_status({**POOL, "status": done}, Children(), {}, LATER)
