@@ -6,7 +6,8 @@ process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `a
   the distillation is done and then resumed, the operator SIGKILLed and restarted once the first Job
   exists: every stage Complete (`kubectl wait`), one Job per stage and one pod per shard, phases and
   progress in `kubectl get adacot` (the pods write nothing to the API), artifacts where
-  status.output says with the sha256 it reports;
+  status.output says with the sha256 it reports; a forged status.output (another claim and path,
+  patched in while the operator is down) put back to the spec's location and mounted by no Job;
 - a GradingRun held mid-stage by a server that stalls on one question: the operator SIGKILLed and
   restarted (same Job, same process), then suspend (Job deleted, process killed) and resume (a new
   pod grades only the questions not yet logged, each question once in the artifact);
@@ -18,6 +19,7 @@ process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `a
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +113,14 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
     kubectl.wait(f"job/{first_job}", "create", 120)
     uid = kubectl.get("job", first_job)["metadata"]["uid"]
     operator.kill()  # mid-run: the grading Job exists and runs (or waits for the kubelet)
+    # A compromised pod (or anyone with status access) points the pool's output at other data; the
+    # operator puts back what the spec says, and nothing downstream reads the forged location.
+    forged = {"status": {"output": {"claim": "datasets", "path": "attacker/poisoned", "sha256": "0" * 64}}}
+    kubectl("patch", "gradingrun", "pool", "--subresource=status", "--type=merge", "-p", json.dumps(forged))
+    assert kubectl.get("gradingrun", "pool")["status"]["output"]["path"] == "attacker/poisoned"
     operator.start()
+    namespace = kubectl.get("gradingrun", "pool")["metadata"]["namespace"]
+    kubectl.wait("gradingrun/pool", f"jsonpath={{.status.output.path}}={namespace}/GradingRun/pool", 120)
 
     try:
         kubectl.wait("distillationjob/distil", "condition=Complete", 600)
@@ -152,6 +161,7 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
                       if r["verb"] == "patch" and r["subresource"] == "status" and r["code"] == 200
                       and r["user_agent"].startswith("Python-urllib")}  # fmt: skip
     assert worker_patches == set()  # stage pods write nothing to the API: the operator reads their progress
+    assert "attacker/poisoned" not in json.dumps(jobs)  # no consumer mounted the forged location
     kept = (volume_root / "pvc").rglob("DistillationJob/distil/data/*")
     assert any(special in path.read_text(errors="ignore") for path in kept if path.is_file())
 
