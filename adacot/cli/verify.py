@@ -100,6 +100,7 @@ def verify_code(
     rows, values = _read_rows(input_path, fields)
     limits = SandboxLimits(wall_seconds=timeout, memory_bytes=memory_mb << 20)
     with CodeVerifier(workers=workers, limits=limits) as verifier:
+        click.echo(f"code sandbox mode: {verifier.sandbox.isolation.mode} (docs/security.md)", err=True)
         verdicts = verifier.verify_many((v[response_field], v[tests_field]) for v in values)
         _write_verdicts("code", rows, verdicts, output_path, extracted_field="program")
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from adacot.cli.main import main
 from adacot.demo import example_path
+from adacot.verify.sandbox import probe_isolation
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +46,7 @@ def test_verify_code_through_the_console_script(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert f"code sandbox mode: {probe_isolation().mode} " in done.stderr  # said on stderr
     rows = _rows(out)
     assert [r["correct"] for r in rows] == [r["expected"] for r in rows]
     by_id = {r["id"]: r for r in rows}
