@@ -75,6 +75,7 @@ def _probe(python: str, jail: tuple[str, ...]) -> tuple[dict[str, bool], str]:
 def warn_once(isolation: Isolation) -> None:
     """Say loudly, once per process and mode, what a run is exposed to when the jail is missing."""
     if isolation.jail:
+        log.info("code sandbox: %s (bubblewrap jail, docs/security.md)", isolation.mode)
         return
     if isolation.drop_privileges:
         network = "have no network" if isolation.netns else "HAVE THE NETWORK"
