@@ -30,7 +30,11 @@ class ConditionType(str, Enum):
     Complete = "Complete"
     Failed = "Failed"
     Ready = "Ready"
-    """DifficultyBank only: the bank can be sampled from."""
+    """kstatus: the stage succeeded (for a DifficultyBank: the bank can be sampled from)."""
+    Reconciling = "Reconciling"
+    """kstatus: the operator is working toward the spec (waiting, queued, starting, running)."""
+    Stalled = "Stalled"
+    """kstatus: no progress without a person (the same failure as Failed)."""
 
 
 class Phase(str, Enum):

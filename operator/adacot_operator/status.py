@@ -6,6 +6,11 @@ carrying every condition type so `kubectl wait --for=condition=X` has something 
 
 - a condition's lastTransitionTime changes only when its status flips (else the old time is kept);
 - `phase` is derived from the conditions by `derive_phase`, never from "the last condition";
+- `Ready`, `Reconciling` and `Stalled` follow kstatus (sigs.k8s.io/cli-utils), so `kubectl wait
+  --for=condition=Ready`, Argo CD and Flux judge every kind alike; they are derived from the phase by
+  `kstatus_conditions` (Reconciling True while working toward the spec, Stalled True on a failure that
+  needs a person, Ready True once Succeeded, or Ready for a bank), and `observedGeneration` (top-level
+  and per condition) is the generation they were computed from;
 - a finished stage stays finished when its Job is gone (TTL, suspend of a finished resource);
 - once the Job exists, InputsReady stays True: the inputs were read, a producer deleted later does not
   send the consumer back to waiting;
@@ -61,13 +66,14 @@ def compute_status(
     old = _old_status(kind, resource.get("status"))
     generation = resource.get("metadata", {}).get("generation")
     new = old.model_copy(deep=True)
-    want = _defaults(kind)
+    want = _defaults()
     try:
         model = cast(AnyResource, RESOURCE_KINDS[kind].model_validate(resource))
     except ValidationError as err:
         _fail(want, Failure(failures.VALIDATION_FAILED, _first_error(err)), inputs=True)
     else:
         _observe(model, old, new, want, children, producers, now)
+    want.update(kstatus_conditions(kind, want))
     new.conditions = _merge(old.conditions, want, now, generation)
     new.observed_generation = generation
     new.phase = derive_phase(new.conditions, kind)
@@ -79,6 +85,43 @@ def derive_phase(conditions: list[Condition], kind: str) -> Phase:
     WaitingForInputs, Queued, Running, Pending."""
     on = {c.type for c in conditions if c.status == "True"}
     off = {c.type for c in conditions if c.status == "False"}
+    return _phase(on, off, kind)
+
+
+def kstatus_conditions(kind: str, want: dict[T, Want]) -> dict[T, Want]:
+    """Ready, Reconciling and Stalled (kstatus's "abnormal-true" pair and the Ready it does not read but
+    kubectl wait and Flux do) for the other conditions in `want`, through their phase. A suspended
+    resource is neither reconciling nor stalled (paused on purpose) and not Ready."""
+    phase = _phase(
+        {t for t, w in want.items() if w[0] == "True"}, {t for t, w in want.items() if w[0] == "False"}, kind
+    )
+    stalled: Want = ("False", "NotStalled", "")
+    if phase is Phase.Failed:
+        _, reason, message = want[T.Failed]
+        return {T.Ready: ("False", reason, message), T.Reconciling: ("False", reason, ""),
+                T.Stalled: ("True", reason, message)}  # fmt: skip
+    if phase in (Phase.Succeeded, Phase.Ready):
+        ready = (
+            ("True", "BankReady", "the bank can be sampled from")
+            if kind == "DifficultyBank"
+            else ("True", "Succeeded", "the stage finished and wrote its artifact")
+        )
+        return {T.Ready: ready, T.Reconciling: ("False", phase.value, ""), T.Stalled: stalled}
+    if phase is Phase.Suspended:
+        return {T.Ready: ("False", "Suspended", ""), T.Reconciling: ("False", "Suspended", ""),
+                T.Stalled: stalled}  # fmt: skip
+    _, reason, message = want[_EXPLAINS[phase]]
+    detail = f"{reason}: {message}" if message else reason
+    return {T.Ready: ("False", phase.value, detail), T.Reconciling: ("True", phase.value, detail),
+            T.Stalled: stalled}  # fmt: skip
+
+
+#: The condition whose reason explains each in-progress phase.
+_EXPLAINS = {Phase.WaitingForInputs: T.InputsReady, Phase.Queued: T.Admitted, Phase.Running: T.Running,
+             Phase.Pending: T.Running}  # fmt: skip
+
+
+def _phase(on: set[T], off: set[T], kind: str) -> Phase:
     if T.Failed in on:
         return Phase.Failed
     if T.Complete in on:
@@ -179,8 +222,6 @@ def _complete(
     want[T.Admitted] = ("True", "Admitted", "")
     want[T.Running] = ("False", "Completed", "")
     want[T.Complete] = ("True", "JobComplete", "the stage finished and wrote its artifact")
-    if kind == "DifficultyBank":
-        want[T.Ready] = ("True", "BankReady", "the bank can be sampled from")
     new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
     summary = termination_summary(pods)
     fields = summary_fields(kind, summary)
@@ -219,8 +260,8 @@ def _fail(want: dict[T, Want], failure: Failure, inputs: bool = False) -> None:
         want[T.InputsReady] = ("False", failure.reason, failure.message)
 
 
-def _defaults(kind: str) -> dict[T, Want]:
-    want: dict[T, Want] = {
+def _defaults() -> dict[T, Want]:
+    return {
         T.InputsReady: ("True", "InputsReady", ""),
         T.Admitted: ("True", "NoQueue", ""),
         T.Running: ("False", "NotStarted", ""),
@@ -228,9 +269,6 @@ def _defaults(kind: str) -> dict[T, Want]:
         T.Complete: ("False", "NotComplete", ""),
         T.Failed: ("False", "NoFailure", ""),
     }
-    if kind == "DifficultyBank":
-        want[T.Ready] = ("False", "NotReady", "")
-    return want
 
 
 def _merge(

@@ -125,6 +125,9 @@ def test_gradingrun_gets_children_status_events_and_completes(
         "Running",
         "Complete",
         "Failed",
+        "Ready",
+        "Reconciling",
+        "Stalled",
     }
     assert status["output"]["claim"] == JOB and status["observedGeneration"] == 1
     events = until(
@@ -138,9 +141,10 @@ def test_gradingrun_gets_children_status_events_and_completes(
     done = {"status": {"startTime": "2026-01-01T10:00:00Z", "completionTime": "2026-01-01T10:05:00Z",
                        "succeeded": 1, "conditions": complete}}  # fmt: skip
     kubectl("patch", "job", JOB, "--subresource=status", "--type=merge", "-p", json.dumps(done))
-    kubectl("wait", "gradingrun/qwen7b-pool", "--for=jsonpath={.status.phase}=Succeeded", "--timeout=60s")
+    kubectl("wait", "gradingrun/qwen7b-pool", "--for=condition=Ready", "--timeout=60s")  # kstatus
     final = get(kubectl, "gradingrun", "qwen7b-pool")["status"]
     assert final["completionTime"] == "2026-01-01T10:05:00Z" and final["progress"]["percent"] == 100
+    assert final["phase"] == "Succeeded" and final["observedGeneration"] == 1
 
     assert operator.get(operator.health, "/healthz")
     metrics = operator.get(operator.metrics, "/metrics")

@@ -100,10 +100,71 @@ def test_status_table(
     assert status["observedGeneration"] == 1
 
 
-def test_every_condition_type_is_always_present() -> None:
-    assert set(conditions(compute_status(POOL, Children(), {}, NOW))) == {
-        "InputsReady", "Admitted", "Running", "Suspended", "Complete", "Failed"}  # fmt: skip
-    assert "Ready" in conditions(compute_status(BANK, Children(), {}, NOW))
+@pytest.mark.parametrize("kind", ["GradingRun", "DifficultyBank", "DistillationJob", "SFTJob"])
+def test_every_condition_type_is_always_present(kind: str) -> None:
+    assert set(conditions(compute_status(sample(kind), Children(), {}, NOW))) == {
+        "InputsReady", "Admitted", "Running", "Suspended", "Complete", "Failed",
+        "Ready", "Reconciling", "Stalled"}  # fmt: skip
+
+
+FAILED_EVAL = with_conditions(POOL, Failed="True")
+#: (Ready, Reconciling, Stalled) per phase, as kstatus reads them (sigs.k8s.io/cli-utils/pkg/kstatus).
+KSTATUS = [
+    ("WaitingForInputs", DISTIL, Children(), {**PRODUCERS_DONE, ("DifficultyBank", "qwen7b-bank"): None},
+     (("False", "WaitingForInputs"), ("True", "WaitingForInputs"), ("False", "NotStalled"))),
+    ("Queued", POOL, Children(job=job(suspend=True)), {},
+     (("False", "Queued"), ("True", "Queued"), ("False", "NotStalled"))),
+    ("Pending", POOL, Children(), {}, (("False", "Pending"), ("True", "Pending"), ("False", "NotStalled"))),
+    ("Running", POOL, RUNNING, {}, (("False", "Running"), ("True", "Running"), ("False", "NotStalled"))),
+    ("Succeeded", POOL, COMPLETE, {},
+     (("True", "Succeeded"), ("False", "Succeeded"), ("False", "NotStalled"))),
+    ("Ready", BANK, Children(job=job(conditions=DONE)), {},
+     (("True", "BankReady"), ("False", "Ready"), ("False", "NotStalled"))),
+    ("Failed", POOL, Children(job=job(conditions=FAILED, reason="DeadlineExceeded")), {},
+     (("False", "DeadlineExceeded"), ("False", "DeadlineExceeded"), ("True", "DeadlineExceeded"))),
+    ("Failed", sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {},
+     (("False", "ValidationFailed"), ("False", "ValidationFailed"), ("True", "ValidationFailed"))),
+    ("Failed", DISTIL, Children(), {**PRODUCERS_DONE, ("GradingRun", "qwen7b-eval"): FAILED_EVAL},
+     (("False", "InputFailed"), ("False", "InputFailed"), ("True", "InputFailed"))),
+    ("Suspended", sample("GradingRun", "qwen7b-pool", suspend=True), RUNNING, {},
+     (("False", "Suspended"), ("False", "Suspended"), ("False", "NotStalled"))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("phase", "resource", "children", "producers", "want"), KSTATUS)
+def test_kstatus_conditions_follow_the_phase(
+    phase: str,
+    resource: dict[str, Any],
+    children: Children,
+    producers: dict[Any, Any],
+    want: tuple[tuple[str, str], ...],
+) -> None:
+    status = compute_status(resource, children, producers, NOW)
+    got = conditions(status)
+    assert status["phase"] == phase
+    assert (got["Ready"], got["Reconciling"], got["Stalled"]) == want
+    assert status["observedGeneration"] == resource["metadata"]["generation"]
+
+
+def test_kstatus_messages_say_why() -> None:
+    running = {c["type"]: c["message"] for c in compute_status(POOL, RUNNING, {}, NOW)["conditions"]}
+    assert running["Reconciling"] == "PodsRunning: 1 pod(s) active"
+    stuck = Children(job=job(active=1), pods=[pod(waiting="ImagePullBackOff")])
+    pulling = {c["type"]: c for c in compute_status(POOL, stuck, {}, NOW)["conditions"]}
+    assert pulling["Reconciling"]["message"].startswith("ImagePullError")
+    invalid = compute_status(sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {}, NOW)
+    stalled = next(c for c in invalid["conditions"] if c["type"] == "Stalled")
+    assert "spec.parallelism" in stalled["message"]
+
+
+def test_ready_stays_when_a_finished_job_is_gone() -> None:
+    """ttlSecondsAfterFinished deletes the Job: status keeps what it recorded, Ready included."""
+    done = compute_status(POOL, COMPLETE, {}, NOW)
+    later = compute_status({**POOL, "status": done}, Children(), {}, LATER)
+    assert conditions(later)["Ready"] == ("True", "Succeeded") and later["metrics"] == done["metrics"]
+    failed = compute_status(POOL, Children(job=job(conditions=FAILED, reason="DeadlineExceeded")), {}, NOW)
+    gone = compute_status({**POOL, "status": failed}, Children(), {}, LATER)
+    assert conditions(gone)["Stalled"] == ("True", "DeadlineExceeded") and gone["phase"] == "Failed"
 
 
 def test_transition_time_changes_only_on_a_flip() -> None:
