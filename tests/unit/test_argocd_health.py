@@ -70,6 +70,45 @@ CASES: list[tuple[str, dict[str, Any] | None, int, str, str]] = [
         "Degraded",
         "OOMKilled: pod pool-grade-0 used 64Gi",
     ),
+    (
+        "stalled (kstatus) with a reason",
+        {
+            "observedGeneration": 1,
+            "phase": "Failed",
+            "conditions": [
+                cond("Ready", "False", "ImagePullError"),
+                cond("Stalled", "True", "ImagePullError", "image x not found"),
+            ],
+        },
+        1,
+        "Degraded",
+        "ImagePullError: image x not found",
+    ),
+    (
+        "ready (kstatus)",
+        {
+            "observedGeneration": 1,
+            "phase": "Succeeded",
+            "conditions": [
+                cond("Ready", "True", "Succeeded", "wrote its artifact"),
+                cond("Stalled", "False", "NotStalled"),
+            ],
+        },
+        1,
+        "Healthy",
+        "Succeeded: wrote its artifact",
+    ),
+    (
+        "reconciling (kstatus) is progressing",
+        {
+            "observedGeneration": 1,
+            "phase": "Running",
+            "conditions": [cond("Reconciling", "True", "Running"), cond("Ready", "False", "Running")],
+        },
+        1,
+        "Progressing",
+        "Running",
+    ),
     ("failed phase only", {"observedGeneration": 1, "phase": "Failed"}, 1, "Degraded", "Failed"),
     (
         "failure outranks suspension",

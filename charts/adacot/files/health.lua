@@ -1,8 +1,10 @@
 -- Argo CD health check for adacot's four kinds (GradingRun, DifficultyBank, DistillationJob, SFTJob).
 -- Reads only status.observedGeneration, status.phase, status.conditions and status.progress, which every
--- kind shares (adacot/api/status.py). Lua 5.1 (Argo CD's gopher-lua); tested by
--- tests/unit/test_argocd_health.py. Order matters: a stale status says nothing about the current spec,
--- a failure outranks everything else, a suspended resource is neither healthy nor progressing.
+-- kind shares (adacot/api/status.py). Stalled and Ready are the kstatus conditions kubectl wait and
+-- Flux read too, so all three judge alike; Failed and Complete still count (statuses written before
+-- those existed). Lua 5.1 (Argo CD's gopher-lua); tested by tests/unit/test_argocd_health.py. Order
+-- matters: a stale status says nothing about the current spec, a failure outranks everything else, a
+-- suspended resource is neither healthy nor progressing.
 local hs = { status = "Progressing", message = "Waiting for the adacot operator to report status" }
 
 local function condition(ctype)
@@ -45,9 +47,9 @@ if generation ~= nil and (observed == nil or observed < generation) then
   return hs
 end
 
-if is_true("Failed") or phase == "Failed" then
+if is_true("Stalled") or is_true("Failed") or phase == "Failed" then
   hs.status = "Degraded"
-  hs.message = describe(condition("Failed"), "Failed")
+  hs.message = describe(condition("Stalled") or condition("Failed"), "Failed")
   return hs
 end
 
