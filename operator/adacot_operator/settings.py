@@ -35,9 +35,12 @@ ENV_NAMES: dict[str, str] = {
     "watch_timeout_s": "ADACOT_WATCH_TIMEOUT_S",
     "claim_mount_root": "ADACOT_CLAIM_MOUNT_ROOT",
     "runtime_class_name": "ADACOT_RUNTIME_CLASS_NAME",
+    "job_ttl_seconds_after_finished": "ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED",
 }
 """Field -> environment variable."""
 JSON_FIELDS = ("default_scheduling", "worker_extra_env")
+#: Fields a variable set empty makes None (unset, or empty for the rest, keeps the default).
+_EMPTY_IS_NONE = ("storage_class", "default_queue", "runtime_class_name", "job_ttl_seconds_after_finished")
 
 
 class SettingsError(ValueError):
@@ -79,8 +82,12 @@ class OperatorSettings(BaseModel):
     runtime_class_name: str | None = None
     """RuntimeClass (gVisor, Kata) of the pods that run untrusted code when their spec names none;
     None: the cluster default. Recommended on multi-tenant clusters (docs/security.md)."""
+    job_ttl_seconds_after_finished: int | None = Field(default=86400, ge=0)
+    """ttlSecondsAfterFinished of child Jobs: finished Jobs (and their pods, logs) are deleted after it;
+    None (empty variable): kept until the resource is deleted. Status does not need the Job once it has
+    recorded the outcome (adacot_operator.status)."""
 
-    @field_validator("storage_class", "default_queue", "runtime_class_name", mode="before")
+    @field_validator(*_EMPTY_IS_NONE, mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -102,7 +109,7 @@ class OperatorSettings(BaseModel):
         raw: dict[str, Any] = {}
         for field, var in ENV_NAMES.items():
             text = env.get(var, "")
-            if text == "" and field not in ("storage_class", "default_queue", "runtime_class_name"):
+            if text == "" and (var not in env or field not in _EMPTY_IS_NONE):
                 continue
             raw[field] = _parse_json(var, text) if field in JSON_FIELDS else text
         try:

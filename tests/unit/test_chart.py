@@ -89,6 +89,7 @@ FULL_VALUES: dict[str, Any] = {
         },
         "queue": "team-queue",
         "storage": {"className": "fast-rwx", "size": "200Gi"},
+        "jobTTLSecondsAfterFinished": 1000000,  # large: helm must not print it as 1e+06
     },
     "extraEnv": [
         {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
@@ -108,6 +109,7 @@ VALUES_SETS = {
         "worker": {"serviceAccount": {"create": False}},
         "networkPolicy": {"enabled": False},
         "metrics": {"enabled": False},
+        "defaults": {"jobTTLSecondsAfterFinished": None},
     },
 }
 
@@ -283,6 +285,7 @@ def test_operator_settings_parse_the_rendered_env(rendered: dict[str, list[dict[
     assert settings.default_queue == "team-queue"
     assert (settings.storage_class, settings.storage_size) == ("fast-rwx", "200Gi")
     assert settings.image_pull_secrets == ["regcred", "mirror"]
+    assert settings.job_ttl_seconds_after_finished == 1_000_000
     assert settings.default_scheduling.node_selector == {"nvidia.com/gpu.product": "H100"}
     assert settings.default_scheduling.priority_class_name == "batch-low"
     assert settings.default_scheduling.tolerations[0].key == "nvidia.com/gpu"
@@ -410,3 +413,11 @@ def test_clusters_without_cel_validation_are_refused(helm_bin: Path, tmp_path: P
     proc = run_helm(helm_bin, *args, home=tmp_path, check=False)
     assert proc.returncode != 0 and ">=1.29.0-0" in proc.stderr
     assert run_helm(helm_bin, *args[:-1], "1.29.0", home=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(("values", "ttl"), [("defaults", 86400), ("minimal", None)])
+def test_job_ttl_default_and_null(
+    rendered: dict[str, list[dict[str, Any]]], values: str, ttl: int | None
+) -> None:
+    settings = OperatorSettings.from_env(operator_env(rendered[values]))
+    assert settings.job_ttl_seconds_after_finished == ttl  # null: Jobs kept until their resource goes

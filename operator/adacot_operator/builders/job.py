@@ -201,7 +201,8 @@ def job(
 ) -> dict[str, Any]:
     """The batch/v1 Job: Indexed with completions = parallelism = shards (or nodes) for sharded grading,
     distillation and multi-node SFT; created suspended under a Kueue queue (Kueue admits it) or when
-    the resource is suspended."""
+    the resource is suspended. Finished Jobs expire after the settings' ttlSecondsAfterFinished (status
+    keeps their outcome)."""
     meta = child_metadata(resource, _job_name(resource), annotations)
     queue = resource.spec.queue or settings.default_queue
     if queue:
@@ -229,6 +230,8 @@ def job(
         spec.update(completionMode="Indexed", completions=width, parallelism=width)
     if resource.spec.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = resource.spec.active_deadline_seconds
+    if settings.job_ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = settings.job_ttl_seconds_after_finished
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
 
 

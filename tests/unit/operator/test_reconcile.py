@@ -151,3 +151,17 @@ def test_sft_without_a_model_is_built_with_the_model_of_its_banks_grading_run() 
     assert "path: /mnt/adacot/claims/models/Qwen2.5-7B-Instruct" in config["data"]["spec.yaml"]
     job = next(c for c in children if c["kind"] == "Job")
     assert "--dataset" in job["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_a_job_expired_by_ttl_after_its_outcome_was_recorded_is_not_recreated() -> None:
+    done = applied(POOL, plan(POOL, Children(job=job(conditions={"Complete": "True"})), {}, NOW, never))
+    gone = plan(done, Children(), {}, NOW, never)  # ttlSecondsAfterFinished deleted Job and pods
+    assert gone.status["phase"] == "Succeeded" and gone.create == [] and gone.patch == {}
+
+
+def test_a_job_expired_before_its_outcome_was_recorded_is_created_again() -> None:
+    """The operator was down longer than ttlSecondsAfterFinished: nothing says the stage finished, so
+    the Job is created again; the stage finds its complete artifact and only reports it (docs/install.md)."""
+    running = applied(POOL, plan(POOL, RUNNING, {}, NOW, never))
+    gone = plan(running, Children(), {}, NOW, build)
+    assert gone.create == CHILDREN and gone.status["phase"] == "Pending"

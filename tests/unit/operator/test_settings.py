@@ -18,6 +18,7 @@ def test_defaults_without_any_variable() -> None:
     assert (settings.storage_class, settings.storage_size, settings.default_queue) == (None, "10Gi", None)
     assert (settings.metrics_port, settings.prefix, settings.watch_timeout_s) == (9090, "adacot.dev", 300)
     assert settings.claim_mount_root == "/mnt/adacot"
+    assert settings.job_ttl_seconds_after_finished == 86400
     assert settings.image_pull_secrets == [] and settings.worker_extra_env == []
 
 
@@ -41,6 +42,7 @@ def test_every_variable_is_read() -> None:
         "ADACOT_PREFIX": "ml.example.com",
         "ADACOT_WATCH_TIMEOUT_S": "60",
         "ADACOT_CLAIM_MOUNT_ROOT": "/data",
+        "ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED": "600",
     }  # fmt: skip
     s = OperatorSettings.from_env(env)
     assert (s.worker_image, s.worker_service_account) == ("registry.local/adacot-worker:2", "runner")
@@ -53,7 +55,7 @@ def test_every_variable_is_read() -> None:
     )
     assert s.default_scheduling.affinity == {"podAffinity": {}}
     assert s.image_pull_secrets == ["regcred", "other"]
-    assert s.worker_extra_env[0].value == "1"
+    assert s.worker_extra_env[0].value == "1" and s.job_ttl_seconds_after_finished == 600
     assert s.worker_extra_env[1].secret_key_ref == SecretRef(name="s", key="k")
     assert (s.metrics_port, s.prefix, s.watch_timeout_s, s.claim_mount_root) == (
         0,
@@ -68,6 +70,12 @@ def test_empty_values_mean_the_default() -> None:
         {"ADACOT_STORAGE_CLASS": "", "ADACOT_DEFAULT_QUEUE": "", "ADACOT_STORAGE_SIZE": ""}
     )
     assert (s.storage_class, s.default_queue, s.storage_size) == (None, None, "10Gi")
+    assert (
+        OperatorSettings.from_env(
+            {"ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED": ""}
+        ).job_ttl_seconds_after_finished
+        is None
+    )
 
 
 def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +94,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"ADACOT_METRICS_PORT": "http"}, "ADACOT_METRICS_PORT: Input should be a valid integer"),
         ({"ADACOT_METRICS_PORT": "70000"}, "ADACOT_METRICS_PORT: Input should be less than"),
         ({"ADACOT_STORAGE_SIZE": "ten gigs"}, "ADACOT_STORAGE_SIZE: String should match pattern"),
+        ({"ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED": "-1"}, "FINISHED: Input should be greater than or equal"),
         ({"ADACOT_CLAIM_MOUNT_ROOT": "relative/dir"}, "ADACOT_CLAIM_MOUNT_ROOT: String should match pattern"),
     ],
 )  # fmt: skip

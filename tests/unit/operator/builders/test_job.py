@@ -160,3 +160,11 @@ def test_job_policy_from_the_spec() -> None:
     job = build(resource("GradingRun", "qwen7b-pool", backoffLimit=7, activeDeadlineSeconds=600))["Job"]
     assert (job["spec"]["backoffLimit"], job["spec"]["activeDeadlineSeconds"]) == (7, 600)
     assert "activeDeadlineSeconds" not in build(resource("GradingRun", "qwen7b-pool"))["Job"]["spec"]
+
+
+@pytest.mark.parametrize(("ttl", "expected"), [(None, None), (0, 0), (600, 600)])
+def test_finished_jobs_expire_after_the_settings_ttl(ttl: int | None, expected: int | None) -> None:
+    settings = OperatorSettings(job_ttl_seconds_after_finished=ttl)
+    spec = build(resource("GradingRun", "qwen7b-pool"), settings=settings)["Job"]["spec"]
+    assert spec.get("ttlSecondsAfterFinished") == expected
+    assert build(resource("SFTJob"))["Job"]["spec"]["ttlSecondsAfterFinished"] == 86400  # the default
