@@ -56,6 +56,11 @@ class NamespaceCache(Generic[Model]):
             entries = self._entries.get(namespace, {})
             return {key: model for key, (_, model) in entries.items() if model is not None}
 
+    def resources(self) -> list[tuple[str, str, str]]:
+        """(namespace, kind, name) of every resource held, valid or not (the handlers' periodic resync)."""
+        with self._lock:
+            return [(ns, kind, name) for ns, entries in self._entries.items() for kind, name in entries]
+
     def observe(self, kind: str, namespace: str, body: Mapping[str, Any], deleted: bool = False) -> None:
         """A watch event of one resource (ADDED, MODIFIED, DELETED, or kopf's initial listing)."""
         key, version = (kind, str(body["metadata"]["name"])), _rv(body)

@@ -14,10 +14,16 @@ namespace's other adacot resources, parsed, for the dependency graph, from `cach
 - `jobs_event` / `pods_event`: a change of a child Job or pod labelled `app.kubernetes.io/managed-by:
   adacot` reconciles its owner (found from the `adacot.dev/kind` and `adacot.dev/name` labels);
 - when a resource's phase changes, the resources that consume it are reconciled (chaining);
-- `<kind>_timer`: every `TIMER_INTERVAL_S`, a safety net for a missed event or a failed API call;
-- `<kind>_delete` (kopf adds a finalizer `<ADACOT_PREFIX>/finalizer`): output retention — a created
-  volume is deleted (Delete) or released from its owner reference so garbage collection keeps it
-  (Retain); the Job, ConfigMap and Service are deleted.
+- a resync thread: every `TIMER_INTERVAL_S`, each resource the watch has shown is reconciled, a
+  safety net for a missed event or a failed API call (and the pace of progress reads). Not a kopf
+  timer: kopf puts a finalizer on every object a timer (or a non-optional delete handler) watches.
+
+No finalizer: deleting a resource (or its namespace) never waits for the operator, even one that is
+stopped. Its children carry controller ownerReferences, so garbage collection removes the Job, pods,
+ConfigMap and Service, and the output volume with `retention: Delete`; a Retain volume is created
+without an owner reference and outlives the resource. Retention is therefore fixed when the volume is
+created. A finalizer `<ADACOT_PREFIX>/finalizer` left by an older operator is removed by kopf on the
+object's next event (the name stays configured for that).
 
 kopf's own state goes into annotations under ADACOT_PREFIX; peering is off (`--standalone`, and set
 here): the chart runs one replica with the Recreate strategy, so no two operators overlap.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -70,7 +77,7 @@ class _State:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Read ADACOT_* settings (a bad value stops the operator here, naming the variable), set kopf's
-    persistence prefix and watch timeouts, connect, start the metrics endpoint."""
+    persistence prefix and watch timeouts, connect, start the metrics endpoint and the resync."""
     ours = OperatorSettings.from_env()
     settings.persistence.finalizer = f"{ours.prefix}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ours.prefix)
@@ -81,6 +88,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     _State.settings, _State.kube = ours, Kube.connect()
     serve(METRICS, ours.metrics_port)
+    threading.Thread(target=_resync_forever, name="adacot-resync", daemon=True).start()
 
 
 def reconcile(kind: str, namespace: str, name: str) -> Plan | None:
@@ -168,8 +176,17 @@ def _on_resource_event(*, type: str, body: kopf.Body, namespace: str | None, nam
     _safely(reconcile, kind, ns, name)
 
 
-def _on_timer(*, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-    _safely(reconcile, str(body.get("kind")), namespace or "default", name)
+def _resync_forever(interval_s: float = TIMER_INTERVAL_S) -> None:
+    """Reconcile every resource the watch has shown, one after another, every `interval_s`."""
+    while True:
+        time.sleep(interval_s)
+        resync()
+
+
+def resync() -> None:
+    """One pass of the safety net over the cache's resources (valid or not)."""
+    for namespace, kind, name in CACHE.resources():
+        _safely(reconcile, kind, namespace, name)
 
 
 def _on_child_event(*, labels: Mapping[str, str], namespace: str | None, **_: Any) -> None:
@@ -177,21 +194,6 @@ def _on_child_event(*, labels: Mapping[str, str], namespace: str | None, **_: An
     owner = labels.get(NAME_LABEL)
     if kind and owner:
         _safely(reconcile, kind, namespace or "default", owner)
-
-
-def _on_delete(*, body: kopf.Body, namespace: str | None, name: str, uid: str, **_: Any) -> None:
-    """Retention of the created output volume, then the other children (see the module docstring)."""
-    kind, kube, namespace = str(body.get("kind")), _kube(), namespace or "default"
-    child = child_name(kind, name)
-    output = (body.get("spec") or {}).get("output") or {"create": {}}
-    if "create" in output and not output.get("existingClaim"):
-        if output.get("retention", "Retain") == "Delete":
-            kube.delete("PersistentVolumeClaim", namespace, child)
-        else:
-            kube.release("PersistentVolumeClaim", namespace, child, uid)
-    for child_kind in ("Job", "Service", "ConfigMap"):
-        kube.delete(child_kind, namespace, child)
-    METRICS.forget(kind, namespace, name)
 
 
 def _safely(func: Any, kind: str, namespace: str, name: str) -> None:
@@ -215,12 +217,11 @@ def _kube() -> Kube:
 
 
 def _register() -> None:
-    """One handler per (kind, cause), ids `<kind>_<cause>`, plus the child watches."""
+    """One watch handler per kind (id `<kind>_event`), plus the child watches; none of them needs a
+    finalizer (see the module docstring)."""
     for kind, cls in RESOURCE_KINDS.items():
         short = kind.lower()
         kopf.on.event(GROUP, VERSION, cls.PLURAL, id=f"{short}_event")(_on_resource_event)
-        kopf.timer(GROUP, VERSION, cls.PLURAL, id=f"{short}_timer", interval=TIMER_INTERVAL_S)(_on_timer)
-        kopf.on.delete(GROUP, VERSION, cls.PLURAL, id=f"{short}_delete")(_on_delete)
     kopf.on.event("batch", "v1", "jobs", id="jobs_event", labels=MANAGED)(_on_child_event)
     kopf.on.event("v1", "pods", id="pods_event", labels=MANAGED)(_on_child_event)
 

@@ -106,19 +106,6 @@ class Kube:
         path = f"{_collection(kind, namespace)}/{name}/status"
         self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
 
-    def release(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
-        """Drop the owner reference to `owner_uid`, so garbage collection keeps the object (Retain)."""
-        current = self.get(kind, namespace, name)
-        if current is None:
-            return
-        owners = current["metadata"].get("ownerReferences") or []
-        kept = [o for o in owners if o.get("uid") != owner_uid]
-        if kept != owners:
-            patch = {"metadata": {"ownerReferences": kept or None}}
-            self._call(
-                "PATCH", f"{_collection(kind, namespace)}/{name}", body=patch, content_type=MERGE_PATCH
-            )
-
     def post_event(self, resource: dict[str, Any], event: Event) -> None:
         """A core/v1 Event on the resource (what `kubectl describe` shows)."""
         meta = resource["metadata"]

@@ -117,3 +117,16 @@ def test_missing_input_output_or_uid_is_a_clear_error() -> None:
     del body["metadata"]["uid"]
     with pytest.raises(ValueError, match=r"metadata\.uid is unset"):
         build_children(GradingRun.model_validate(body), INPUTS, SETTINGS)
+
+
+@pytest.mark.parametrize("retention", ["Retain", "Delete"])
+@pytest.mark.parametrize("kind", ["GradingRun", "DifficultyBank", "DistillationJob", "SFTJob"])
+def test_garbage_collection_alone_cleans_up_so_no_finalizer_is_needed(kind: str, retention: str) -> None:
+    """Every child is owned by its resource (deleted with it), except a volume kept by Retain."""
+    res = resource(kind, output={"create": {"size": "1Gi"}, "retention": retention})
+    for child in build(res).values():
+        meta = child["metadata"]
+        assert "finalizers" not in meta
+        kept = child["kind"] == "PersistentVolumeClaim" and retention == "Retain"
+        owners = meta.get("ownerReferences", [])
+        assert [o["uid"] for o in owners if o.get("controller")] == ([] if kept else [res.metadata.uid])
