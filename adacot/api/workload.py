@@ -108,7 +108,9 @@ class OutputSpec(ApiModel):
         description="Directory inside the volume; defaults to <namespace>/<kind>/<name>.",
     )
     retention: Literal["Retain", "Delete"] = Field(
-        default="Retain", description="What happens to a created volume when the resource is deleted."
+        default="Retain",
+        description="What happens to a created volume when the resource is deleted (Delete: owned by the "
+        "resource and garbage-collected with it; fixed when the volume is created).",
     )
 
     @model_validator(mode="after")
