@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import urllib.request
 
 import pytest
 from transformers import TrainerControl, TrainerState
@@ -25,15 +26,24 @@ def test_steps_are_reported_from_the_resumed_step_to_the_end() -> None:
     assert reports[-1].percent == 100.0 and ended == [True]
 
 
-def test_only_rank_0_in_a_cluster_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("ADACOT_STATUS_PATH", raising=False)
+def test_only_rank_0_in_a_cluster_serves_its_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a pod (ADACOT_PROGRESS_PORT set) rank 0's steps are served at GET /progress for the operator
+    to read; other ranks and laptops serve nothing."""
+    monkeypatch.delenv("ADACOT_PROGRESS_PORT", raising=False)
     assert status_progress(0) is None  # a laptop: the Trainer's own bar only
-    monkeypatch.setenv("ADACOT_STATUS_PATH", "/apis/adacot.dev/v1alpha1/namespaces/ns/sftjobs/s/status")
-    monkeypatch.setenv("ADACOT_API_SERVER", "http://127.0.0.1:9")
-    monkeypatch.setenv("ADACOT_TOKEN_FILE", str(tmp_path / "token"))
-    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
-    found = status_progress(0)
-    assert found is not None and getattr(found.report, "url", "").endswith("/sftjobs/s/status")
+    monkeypatch.setenv("ADACOT_PROGRESS_PORT", "0")  # the OS picks a free port
+    monkeypatch.setenv("ADACOT_POD_IP", "127.0.0.1")
     assert status_progress(1) is None
-    monkeypatch.setenv("JOB_COMPLETION_INDEX", "1")  # node 1 of a multi-node job
-    assert status_progress(0) is None
+    found = status_progress(0)
+    assert found is not None
+    state, control = TrainerState(max_steps=8, global_step=0), TrainerControl()
+    found.on_train_begin(None, state, control)
+    state.global_step = 2
+    found.on_step_end(None, state, control)
+    server = found.report.server  # type: ignore[attr-defined]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/progress", timeout=5) as answer:
+            served = json.loads(answer.read())
+    finally:
+        server.stop()
+    assert (served["done"], served["total"], served["percent"]) == (2, 8, 25.0)
