@@ -99,7 +99,7 @@ class DifficultyBankSpec(CommonSpec):
         default=None, description="Drop questions that overlap evaluation benchmarks."
     )
     resources: Resources = Field(
-        default_factory=lambda: Resources(gpus=0),
+        default_factory=Resources,
         description="Compute per pod (the bank stage needs no GPU).",
     )
 

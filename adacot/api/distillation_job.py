@@ -193,7 +193,7 @@ class DistillationJobSpec(CommonSpec):
     )
     parallelism: int = Field(default=1, ge=1, le=1024, description="Shards run as an Indexed Job.")
     resources: Resources = Field(
-        default_factory=lambda: Resources(gpus=0),
+        default_factory=Resources,
         description="Compute per pod; an in-pod teacher server needs GPUs.",
     )
 

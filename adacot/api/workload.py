@@ -46,7 +46,13 @@ class Scheduling(ApiModel):
 class Resources(ApiModel):
     """Compute per pod (per node for multi-node SFT). CPU and memory are requests and limits both."""
 
-    gpus: int = Field(default=1, ge=0, le=64, description="Accelerators per pod.")
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Accelerators per pod; 0 when resources are given without it (a stage that "
+        "needs GPUs defaults to 1 only when resources is absent).",
+    )
     gpu_resource_name: str = Field(
         default="nvidia.com/gpu", min_length=1, description="Extended resource name of the accelerator."
     )
@@ -80,7 +86,12 @@ AccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWrit
 class VolumeClaimSpec(ApiModel):
     """The PersistentVolumeClaim the operator creates for a stage's output."""
 
-    size: str = Field(default="20Gi", pattern=QUANTITY, description="Requested storage, e.g. 100Gi.")
+    size: str | None = Field(
+        default=None,
+        pattern=QUANTITY,
+        description="Requested storage, e.g. 100Gi; unset: the operator's default (chart "
+        "defaults.storage.size, 10Gi).",
+    )
     storage_class_name: str | None = Field(
         default=None, description="StorageClass; empty means the cluster default."
     )
@@ -147,7 +158,10 @@ class CommonSpec(ApiModel):
         description="Kueue LocalQueue; set as the kueue.x-k8s.io/"
         "queue-name label on the child Jobs, which are created suspended.",
     )
-    resources: Resources = Field(default_factory=Resources, description="Compute per pod.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(gpus=1),
+        description="Compute per pod; absent: 1 GPU and no CPU or memory requests.",
+    )
     image: str | None = Field(default=None, description="Worker image; defaults to the operator's setting.")
     image_pull_secrets: list[LocalObjectReference] = Field(
         default_factory=list, description="Secrets for pulling the image."

@@ -40,13 +40,29 @@ def meta(name: str = "x") -> dict[str, Any]:
     return {"name": name}
 
 
+def test_gpus_default_to_one_only_when_resources_are_absent() -> None:
+    """Resources given in part (cpu, memory) ask for no accelerator; absent, a GPU stage gets one."""
+    partial = GradingRunSpec.model_validate({**GRADING, "resources": {"cpu": "4", "memory": "8Gi"}})
+    assert partial.resources.gpus == 0
+    assert GradingRunSpec.model_validate(GRADING).resources.gpus == 1
+    assert SFTJob.model_json_schema()["$defs"]["Resources"]["properties"]["gpus"]["default"] == 0
+
+
+def test_the_crd_leaves_the_output_size_to_the_operator() -> None:
+    """A schema default would be filled in by the API server and override the chart's setting."""
+    schema = GradingRun.model_json_schema()["$defs"]["VolumeClaimSpec"]["properties"]["size"]
+    assert "default" not in schema or schema["default"] is None
+
+
 def test_defaults_follow_the_documented_peers() -> None:
     g = GradingRunSpec.model_validate(GRADING)
     assert (g.sampling.n, g.sampling.temperature, g.sampling.top_p, g.sampling.seed) == (1, 0.6, 0.95, 0)
     assert g.grader.method == "prm" and g.grader.solved_rule == "any"
     assert g.grader.levels.mode == "bins" and g.grader.levels.cut_points == [0.2, 0.4, 0.6, 0.8]
     assert g.inference.engine == "vllm" and g.resources.gpus == 1
-    assert g.output.create is not None and g.output.create.size == "20Gi" and g.output.retention == "Retain"
+    # No size of its own: the operator's setting decides (one default, not one in the CRD and another
+    # in the chart)
+    assert g.output.create is not None and g.output.create.size is None and g.output.retention == "Retain"
     prm = PrmSpec.model_validate({"model": MODEL})
     assert (prm.kind, prm.aggregation, prm.step_split) == ("discriminative", "min", "blankLines")
     d = GradingRunSpec.model_validate(GRADING)  # a second instance must not share mutable defaults

@@ -134,8 +134,8 @@ def test_a_kinds_own_fields_come_before_the_common_block(rows: dict[str, dict[st
     ("kind", "path", "column", "expected"),
     [
         # Defaults from the pydantic fields, factories included (the CRD schema never sees those).
-        ("DifficultyBank", "spec.resources", "default", "`{gpus: 0}`"),
-        ("GradingRun", "spec.resources", "default", ""),
+        ("DifficultyBank", "spec.resources", "default", ""),  # Resources() itself: no GPU
+        ("GradingRun", "spec.resources", "default", "`{gpus: 1}`"),  # a GPU only when the block is absent
         ("DistillationJob", "spec.teacher.sampling", "default", "`{maxTokens: 32768}`"),
         ("DistillationJob", "spec.teacher.sampling.maxTokens", "default", "`16384`"),
         ("GradingRun", "spec.output", "default", "`{create: {}}`"),

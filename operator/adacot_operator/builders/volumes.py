@@ -42,7 +42,7 @@ def output_claim(
     create = output.create
     if create is None or output.existing_claim:
         return None
-    size = create.size if "size" in create.model_fields_set else settings.storage_size
+    size = create.size or settings.storage_size
     spec: dict[str, Any] = {
         "accessModes": list(create.access_modes),
         "resources": {"requests": {"storage": size}},
