@@ -4,9 +4,10 @@ output volume). The operator turns them into Job and PVC fields; `adacot run` ig
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adacot.api.common import DNS1123_LABEL, ApiModel, LocalObjectReference, SecretRef
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
@@ -179,3 +180,33 @@ class CommonSpec(ApiModel):
         json_schema_extra=immutable("output"),
     )
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+
+    @model_validator(mode="after")
+    def _secret_variables_distinct(self) -> CommonSpec:
+        check_secret_variables(secret_refs(self))
+        return self
+
+
+def secret_refs(model: BaseModel) -> Iterator[SecretRef]:
+    """Every SecretRef in a spec (model tokens, endpoint API keys), spec.env entries excepted (those
+    name their own variable)."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, SecretRef):
+                yield child
+            elif isinstance(child, BaseModel) and not isinstance(child, EnvVar):
+                yield from secret_refs(child)
+
+
+def check_secret_variables(refs: Iterable[SecretRef]) -> None:
+    """Two different Secret keys must not land in one variable (SecretRef.env_var maps every
+    non-alphanumeric character to "_", so a-b/c and a/b-c would): the pod would get one of them twice."""
+    seen: dict[str, tuple[str, str]] = {}
+    for ref in refs:
+        first = seen.setdefault(ref.env_var, (ref.name, ref.key))
+        if first != (ref.name, ref.key):
+            raise ValueError(
+                f"secrets {first[0]}/{first[1]} and {ref.name}/{ref.key} would share the environment "
+                f"variable {ref.env_var}; rename one Secret or key"
+            )

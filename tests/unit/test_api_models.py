@@ -48,6 +48,16 @@ def test_gpus_default_to_one_only_when_resources_are_absent() -> None:
     assert SFTJob.model_json_schema()["$defs"]["Resources"]["properties"]["gpus"]["default"] == 0
 
 
+def test_two_secret_keys_that_would_share_a_variable_are_refused() -> None:
+    """a-b/c and a/b-c both become ADACOT_SECRET_A_B_C: the pod would get one key for both."""
+    prm = {"method": "prm", "prm": {"model": {**MODEL, "token": {"name": "a", "key": "b-c"}}}}
+    clash = {**GRADING, "grader": prm, "model": {**MODEL, "token": {"name": "a-b", "key": "c"}}}
+    with pytest.raises(ValidationError, match="a-b/c and a/b-c would share the environment variable"):
+        GradingRun.model_validate({"metadata": meta(), "spec": clash})
+    same = {**clash, "model": {**MODEL, "token": {"name": "a", "key": "b-c"}}}  # one key used twice
+    assert GradingRun.model_validate({"metadata": meta(), "spec": same})
+
+
 def test_the_crd_leaves_the_output_size_to_the_operator() -> None:
     """A schema default would be filled in by the API server and override the chart's setting."""
     schema = GradingRun.model_json_schema()["$defs"]["VolumeClaimSpec"]["properties"]["size"]

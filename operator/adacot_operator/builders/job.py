@@ -19,10 +19,8 @@ profile, read-only root filesystem; the container declares the progress port, bi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from pydantic import BaseModel
 
 from adacot.api import AnyResource
 from adacot.api.common import SecretRef
@@ -34,7 +32,7 @@ from adacot.api.stage_pod import (
     PROGRESS_PORT_ENV,
     VALIDATION_FAILED_EXIT_CODE,
 )
-from adacot.api.workload import EnvVar, Scheduling
+from adacot.api.workload import EnvVar, Scheduling, secret_refs
 from adacot_operator.builders.security import (
     HOME,
     container_security_context,
@@ -49,17 +47,6 @@ CONTAINER = "stage"
 INPUT_ERROR_EXIT_CODES = (VALIDATION_FAILED_EXIT_CODE,)
 """Exit codes meaning "the stage rejected its input": retrying cannot help, so the Job fails."""
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-
-
-def secret_refs(model: BaseModel) -> Iterator[SecretRef]:
-    """Every SecretRef in a spec (model tokens, endpoint API keys), spec.env entries excepted."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        for child in value if isinstance(value, list) else [value]:
-            if isinstance(child, SecretRef):
-                yield child
-            elif isinstance(child, BaseModel) and not isinstance(child, EnvVar):
-                yield from secret_refs(child)
 
 
 def secret_env(ref: SecretRef, name: str | None = None) -> dict[str, Any]:
