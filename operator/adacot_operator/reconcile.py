@@ -127,8 +127,20 @@ def _should_delete_job(resource: dict[str, Any], status: dict[str, Any], childre
 
 
 def _waiting(status: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:
-    """`status` with InputsReady False (the producer's output is not known yet) and the phase to match."""
-    flipped = {"status": "False", "reason": "WaitingForInput", "message": message}
-    flipped["lastTransitionTime"] = now.isoformat().replace("+00:00", "Z")
-    conditions = [{**c, **flipped} if c["type"] == "InputsReady" else c for c in status["conditions"]]
+    """`status` with InputsReady False (the producer's output is not known yet), and the phase and the
+    kstatus pair (Ready False, Reconciling True) saying so."""
+    stamp = now.isoformat().replace("+00:00", "Z")
+    detail = f"WaitingForInput: {message}"
+    new = {
+        "InputsReady": {"status": "False", "reason": "WaitingForInput", "message": message},
+        "Ready": {"status": "False", "reason": "WaitingForInputs", "message": detail},
+        "Reconciling": {"status": "True", "reason": "WaitingForInputs", "message": detail},
+    }
+    conditions = [_set(c, new[c["type"]], stamp) if c["type"] in new else c for c in status["conditions"]]
     return {**status, "conditions": conditions, "phase": "WaitingForInputs"}
+
+
+def _set(condition: dict[str, Any], update: dict[str, str], stamp: str) -> dict[str, Any]:
+    """`condition` updated; its lastTransitionTime moves only when its status changes."""
+    moved = condition.get("status") != update["status"]
+    return {**condition, **update, **({"lastTransitionTime": stamp} if moved else {})}

@@ -83,8 +83,13 @@ def test_producer_without_output_yet_keeps_the_consumer_waiting() -> None:
     producers = {("DifficultyBank", "qwen7b-bank"): bank, ("GradingRun", "qwen7b-eval"): bank}
     p = plan(sample("DistillationJob"), Children(), producers, NOW, missing_output)
     assert p.create == [] and p.status["phase"] == "WaitingForInputs"
-    ready = next(c for c in p.status["conditions"] if c["type"] == "InputsReady")
+    found = {c["type"]: c for c in p.status["conditions"]}
+    ready = found["InputsReady"]
     assert ready["status"] == "False" and "no status.output" in ready["message"]
+    # kstatus agrees with the phase: still reconciling, not ready, and says why
+    assert (found["Reconciling"]["status"], found["Reconciling"]["reason"]) == ("True", "WaitingForInputs")
+    assert (found["Ready"]["status"], found["Ready"]["reason"]) == ("False", "WaitingForInputs")
+    assert "no status.output" in found["Reconciling"]["message"]
 
 
 def test_failed_producer_fails_the_consumer_with_a_warning() -> None:
