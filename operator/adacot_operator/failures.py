@@ -7,9 +7,13 @@ Called by `adacot_operator.status` (pure, no API access). Two questions are answ
   Evicted, an image that never pulled), and the more specific pod reason wins. A Job failed by the pod
   failure policy on the stage's VALIDATION_FAILED_EXIT_CODE is ValidationFailed: the stage rejected
   its inputs (e.g. P_eval graded differently from the bank) and says why in its log tail.
-- `pod_stall`: the Job is still active but a pod cannot make progress (image pull errors, unschedulable,
-  crash loop). Kubernetes never fails such a Job by itself (unless activeDeadlineSeconds runs out), so
-  the operator reports it on the Running condition without declaring the stage failed.
+- `pod_stall`: the Job is still active but a pod cannot make progress (image pull errors once past a
+  grace period, unschedulable, crash loop). Kubernetes never fails such a Job by itself (unless
+  activeDeadlineSeconds runs out), so the operator reports it on the Running condition without
+  declaring the stage failed.
+- `creation_failure`: the Job has no pods because the API server refuses them (quota, admission
+  webhook, missing ServiceAccount): the Job controller's FailedCreate event says why; reported the same
+  way.
 
 Limits: reasons come from the fields the kubelet and scheduler set (container state reasons, pod
 `status.reason`, the PodScheduled condition); a node that dies without updating its pods is invisible
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from adacot.api.stage_pod import VALIDATION_FAILED_EXIT_CODE
@@ -28,6 +33,7 @@ OOM_KILLED = "OOMKilled"
 IMAGE_PULL_ERROR = "ImagePullError"
 CRASH_LOOP = "CrashLoop"
 UNSCHEDULABLE = "Unschedulable"
+FAILED_CREATE = "FailedCreate"
 EVICTED = "Evicted"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
@@ -40,6 +46,9 @@ POD_FAILURE_POLICY = "PodFailurePolicy"
 _IMAGE_WAITING = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
 )
+#: Pull failures that may clear up by themselves; reported after IMAGE_PULL_GRACE (a bad name: at once).
+_TRANSIENT_PULL = frozenset({"ErrImagePull", "ImagePullBackOff", "RegistryUnavailable"})
+IMAGE_PULL_GRACE = timedelta(seconds=90)
 #: Longest piece of a termination message copied into a condition message.
 _MESSAGE_CAP = 300
 
@@ -71,11 +80,13 @@ def job_failure(job: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Failure 
     return Failure(reason, f"{detail}{'; ' + last if last else ''}")
 
 
-def pod_stall(pods: Iterable[dict[str, Any]]) -> Failure | None:
-    """The first pod problem that keeps an active Job from progressing, or None."""
+def pod_stall(pods: Iterable[dict[str, Any]], now: datetime | None = None) -> Failure | None:
+    """The first pod problem that keeps an active Job from progressing, or None. With `now`, a pull
+    that may still succeed (ErrImagePull, ImagePullBackOff, RegistryUnavailable: registries hiccup) is
+    reported only once the pod is older than IMAGE_PULL_GRACE."""
     for pod in pods:
         for name, waiting in _waiting(pod):
-            if waiting.get("reason") in _IMAGE_WAITING:
+            if waiting.get("reason") in _IMAGE_WAITING and not _in_grace(pod, waiting, now):
                 return Failure(IMAGE_PULL_ERROR, _say(pod, name, waiting))
             if waiting.get("reason") == "CrashLoopBackOff":
                 return Failure(CRASH_LOOP, _say(pod, name, waiting))
@@ -83,6 +94,29 @@ def pod_stall(pods: Iterable[dict[str, Any]]) -> Failure | None:
         if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == UNSCHEDULABLE:
             return Failure(UNSCHEDULABLE, f"pod {_name(pod)}: {scheduled.get('message', 'unschedulable')}")
     return None
+
+
+def creation_failure(events: Iterable[dict[str, Any]]) -> Failure | None:
+    """Why the Job's pods cannot be created (quota, an admission webhook, a missing ServiceAccount):
+    the Job controller's latest FailedCreate event on it, whose message is the API server's refusal.
+    Kubernetes never fails such a Job; the operator says so on the Running condition."""
+    found = [e for e in events if e.get("reason") == FAILED_CREATE]
+    if not found:
+        return None
+    latest = max(found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    words = _cap((latest.get("message") or "").removeprefix("Error creating: ")) or "refused"
+    return Failure(FAILED_CREATE, f"the stage's pods cannot be created: {words}")
+
+
+def _in_grace(pod: dict[str, Any], waiting: dict[str, Any], now: datetime | None) -> bool:
+    if now is None or waiting.get("reason") not in _TRANSIENT_PULL:
+        return False
+    created = (pod.get("metadata") or {}).get("creationTimestamp")
+    try:
+        born = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return now - born < IMAGE_PULL_GRACE
 
 
 def _rejected(pods: list[dict[str, Any]]) -> Failure | None:

@@ -79,11 +79,18 @@ class Kube:
         return list(found.get("items") or [])
 
     def children(self, resource: AnyResource) -> Children:
-        """The resource's Job (by its deterministic name) and that Job's pods (by label)."""
+        """The resource's Job (by its deterministic name) and that Job's pods (by label); while an
+        unfinished Job has no pod, also its FailedCreate events (one more request, only then)."""
         ns = resource.metadata.namespace
-        job = self.get("Job", ns, child_name(resource.kind, resource.metadata.name))
+        name = child_name(resource.kind, resource.metadata.name)
+        job = self.get("Job", ns, name)
         pods = self.list("Pod", ns, label_selector(resource)) if job is not None else []
-        return Children(job=job, pods=pods)
+        events: list[dict[str, Any]] = []
+        if job is not None and not pods and not _finished(job):
+            fields = f"involvedObject.kind=Job,involvedObject.name={name},reason=FailedCreate"
+            found = self._call("GET", _collection("Event", ns), query={"fieldSelector": fields}) or {}
+            events = list(found.get("items") or [])
+        return Children(job=job, pods=pods, events=events)
 
     def create(self, manifest: dict[str, Any]) -> bool:
         """Create the object; False when one of that name exists already (creating is idempotent)."""
@@ -160,6 +167,13 @@ class Kube:
             raise KubeError(method, path, status, text)
         value = json.loads(text) if text else None
         return value if isinstance(value, dict) else None
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
 
 
 def _collection(kind: str, namespace: str) -> str:

@@ -55,6 +55,8 @@ class Children:
     pvc: dict[str, Any] | None = None
     progress: dict[str, Any] | None = None
     """What the running stage's progress endpoint answered (adacot_operator.progress), unvalidated."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """FailedCreate events on the Job, read only while it has no pods (adacot_operator.kube)."""
 
 
 def compute_status(
@@ -207,7 +209,7 @@ def _observe_job(
         want[T.Admitted] = ("False", "WaitingForAdmission", "the Job waits in its queue")
     else:
         want[T.Admitted] = ("True", "Admitted", "")
-        want[T.Running] = _running(status, pods)
+        want[T.Running] = _running(status, pods, children.events, now)
         new.progress = _progress(children.progress) or new.progress
 
 
@@ -244,8 +246,9 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _running(status: dict[str, Any], pods: list[dict[str, Any]]) -> Want:
-    stall = failures.pod_stall(pods)
+def _running(status: dict[str, Any], pods: list[dict[str, Any]], events: list[dict[str, Any]],
+             now: datetime) -> Want:  # fmt: skip
+    stall = failures.pod_stall(pods, now) or (None if pods else failures.creation_failure(events))
     if stall is not None:
         return ("False", stall.reason, stall.message)
     if any(p.get("status", {}).get("phase") == "Running" for p in pods) or status.get("ready"):

@@ -3,7 +3,9 @@ kubectl: a GradingRun gets its ConfigMap, PVC and Job, a status with every condi
 Job turning Complete (written the way the Job controller writes it) makes the resource Succeeded;
 liveness and Prometheus endpoints answer; a restarted operator adopts the Job instead of creating a
 second one; the resource carries no finalizer, so deleting it with the operator stopped completes, garbage
-collection removes the Job and ConfigMap and keeps the volume (retention Retain).
+collection removes the Job and ConfigMap and keeps the volume (retention Retain). A Job whose pods the
+API server refuses (a ResourceQuota of no pods, the local kubelet as Job controller) shows as Running
+False, reason FailedCreate, with the API server's words.
 
 The full four-kind chain with real stage pods is tests/integration/test_operator_e2e.py; this one needs
 no model, no kubelet and finishes in seconds.
@@ -27,6 +29,7 @@ import pytest
 from adacot_operator.names import child_name
 from k8s_objects import sample
 from kube.fixtures import make_kubectl
+from kube.kubelet import LocalKubelet
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -109,7 +112,7 @@ def test_gradingrun_gets_children_status_events_and_completes(
     kubectl, operator = cluster
     run = sample("GradingRun", "qwen7b-pool")
     run["metadata"] = {"name": "qwen7b-pool", "namespace": "default"}
-    # As JSON: kubectl reads YAML 1.1, where a bare key `n` (spec.sampling.n) means false.
+    # As JSON: kubectl reads YAML 1.1, where bare keys such as `n` or `on` mean booleans.
     kubectl("apply", "-f", "-", input=json.dumps(run))
 
     job = until("the Job", lambda: get(kubectl, "job", JOB), operator)
@@ -172,3 +175,27 @@ def test_gradingrun_gets_children_status_events_and_completes(
           operator)  # fmt: skip
     kept = get(kubectl, "pvc", JOB)
     assert not kept["metadata"].get("ownerReferences")  # Retain: never owned, garbage collection keeps it
+
+
+def test_a_stage_whose_pods_are_refused_says_why(
+    cluster: tuple[Any, Operator], kube_api: Any, tmp_path: Path
+) -> None:
+    kubectl, operator = cluster
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"},
+             "spec": {"hard": {"pods": "0"}}}  # fmt: skip
+    kubectl("apply", "-n", "default", "-f", "-", input=json.dumps(quota))
+    run = sample("GradingRun", "qwen7b-pool")
+    run["metadata"] = {"name": "qwen7b-pool", "namespace": "default"}
+    selector = "app.kubernetes.io/managed-by=adacot"
+    with LocalKubelet(kube_api.kubeconfig, tmp_path / "node", label_selector=selector, grace_s=5):
+        kubectl("apply", "-f", "-", input=json.dumps(run))
+
+        def refused() -> dict[str, Any] | None:
+            conditions = get(kubectl, "gradingrun", "qwen7b-pool")["status"]["conditions"]
+            running = next(c for c in conditions if c["type"] == "Running")
+            return running if running["reason"] == "FailedCreate" else None
+
+        running = until("Running False, reason FailedCreate", refused, operator)
+    assert running["status"] == "False"
+    assert "exceeded quota: no-pods" in running["message"] and "limited: pods=0" in running["message"]
+    assert get(kubectl, "gradingrun", "qwen7b-pool")["status"]["phase"] != "Failed"  # quota may free up

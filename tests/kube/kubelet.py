@@ -9,7 +9,9 @@ through the API (shapes in tests/kube/kubelet_objects.py): active/ready/succeede
 completedIndexes, startTime, completionTime, conditions Suspended, Complete, Failed
 (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and their process groups
 killed), parallelism, completions, Indexed completion mode, backoffLimit and
-activeDeadlineSeconds. A deleted Job's processes are killed.
+activeDeadlineSeconds. A deleted Job's processes are killed. A pod the API server refuses (the
+emulator's ResourceQuota) becomes a Warning event FailedCreate on the Job, as the Job controller posts
+it, and is tried again on the next resync.
 
 Used by the operator end-to-end tests and tests/kube/test_kubelet.py, against the emulator's kubeconfig.
 Limits: at most `max_running` pods run at once on this machine (others stay Pending, as on a full node);
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -72,6 +75,7 @@ class LocalKubelet:
         self.pods: dict[str, PodRun] = {}
         self._events: queue.Queue[JobKey] = queue.Queue()
         self._known: set[JobKey] = set()
+        self._create_errors: dict[JobKey, str] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watch_response: Any = None
@@ -250,11 +254,36 @@ class LocalKubelet:
         else:
             todo = [None] * (completions - sum(r.phase == "Succeeded" for r in runs) - len(active))
         for index in todo[: max(0, parallelism - len(active))]:
-            pod = self.rest.call(
-                "POST", f"/api/v1/namespaces/{job_key(job)[0]}/pods", pod_manifest(job, index)
-            )
+            try:
+                pod = self.rest.call(
+                    "POST", f"/api/v1/namespaces/{job_key(job)[0]}/pods", pod_manifest(job, index)
+                )
+            except ApiException as refused:  # quota, admission: retried on the next resync
+                self._failed_create(job, refused)
+                return
             run = PodRun(job=job_key(job), job_uid=job["metadata"]["uid"], index=index, pod=pod)
             self.pods[run.name] = run
+
+    def _failed_create(self, job: dict[str, Any], refused: ApiException) -> None:
+        """The Job controller's Warning event: reason FailedCreate, "Error creating: <the API's message>",
+        posted once per distinct message (Kubernetes aggregates repeats into a count)."""
+        try:
+            message = json.loads(refused.reason or "{}").get("message") or str(refused.reason)
+        except ValueError:
+            message = str(refused.reason)
+        if self._create_errors.get(job_key(job)) == message:
+            return
+        self._create_errors[job_key(job)] = message
+        ns, name = job_key(job)
+        stamp = now()
+        self.rest.call("POST", f"/api/v1/namespaces/{ns}/events", {
+            "metadata": {"generateName": f"{name}.", "namespace": ns},
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": name, "namespace": ns,
+                               "uid": job["metadata"]["uid"]},
+            "type": "Warning", "reason": "FailedCreate", "message": f"Error creating: {message}",
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "source": {"component": "job-controller"},
+        })  # fmt: skip
 
     # ---------------------------------------------------------------------------------- kubelet
 

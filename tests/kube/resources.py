@@ -63,6 +63,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _t("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False, short_names=("pv",), status=True),
     _t("", "v1", "events", "Event", short_names=("ev",)),
     _t("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+    _t("", "v1", "resourcequotas", "ResourceQuota", short_names=("quota",), status=True),
     _t("", "v1", "nodes", "Node", namespaced=False, short_names=("no",), status=True),
     _t("batch", "v1", "jobs", "Job", status=True, generation=True, categories=("all",)),
     _t(

@@ -5,7 +5,8 @@ finalizers, garbage collection by ownerReferences, namespace termination and CRD
 Called by app.py (HTTP) on the server's event loop only, so it takes no locks. Every write appends an
 event to a bounded history (watch from a resourceVersion; an older one is 410 Expired) and hands it to
 the live watch queues. Garbage collection and namespace termination run after each write (gc.py).
-Limits: no admission plugins (no quotas, no service account injection, no default service account
+Admission: a ResourceQuota's `pods` limit is enforced on pod creation (`_check_pod_quota`), nothing else.
+Limits: no other admission plugins (no other quotas, no service account injection, no default service account
 or kube-root-ca.crt per namespace), no managedFields, core/v1 and events.k8s.io/v1 Events are
 separate collections.
 """
@@ -284,12 +285,34 @@ class Store(GarbageCollector):
             causes = builtins.on_create(rt.kind, obj)
             if causes:
                 raise errors.invalid(rt.kind, rt.group, obj["metadata"]["name"], causes)
+        if rt.kind == "Pod":
+            self._check_pod_quota(obj)
         if rt.kind == "Namespace":
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
         elif rt.kind == "CustomResourceDefinition":
             obj["status"] = crd_names_status(obj)
             self._sync_crd(obj)
+
+    def _check_pod_quota(self, pod: Obj) -> None:
+        """The ResourceQuota admission plugin, for `pods` only: a pod past a quota's spec.hard.pods in
+        its namespace is forbidden with the API server's message (what a Job controller then reports
+        as FailedCreate). Pods that finished do not count, as in Kubernetes."""
+        ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        quotas = self.objects.get(("", "resourcequotas"), {})
+        used = sum(
+            1
+            for (pns, _), p in self.objects.get(("", "pods"), {}).items()
+            if pns == ns and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        )
+        for (qns, qname), quota in sorted(quotas.items()):
+            hard = ((quota.get("spec") or {}).get("hard") or {}).get("pods")
+            if qns == ns and hard is not None and used + 1 > int(hard):
+                message = (
+                    f'pods "{name}" is forbidden: exceeded quota: {qname}, requested: pods=1, '
+                    f"used: pods={used}, limited: pods={hard}"
+                )
+                raise errors.ApiError(403, "Forbidden", message, {"name": name, "kind": "pods"})
 
     def _write(
         self,

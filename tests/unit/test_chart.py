@@ -45,7 +45,7 @@ OPERATOR_RULES = [
         "verbs": CHILD_VERBS,
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch", "list"]},
 ]
 # No schema for prometheus-operator's CRD ships with kubernetes-validate: check the fields it relies on.
 SERVICE_MONITOR_SCHEMA = {

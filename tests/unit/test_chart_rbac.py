@@ -38,6 +38,7 @@ def operator_calls(ns: str) -> list[tuple[str, str]]:
         ("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector=job-name%3Dpool-grade"),
         ("GET", f"/api/v1/namespaces/{ns}/pods?watch=true"),
         ("POST", f"/api/v1/namespaces/{ns}/events"),
+        ("GET", f"/api/v1/namespaces/{ns}/events?fieldSelector=reason%3DFailedCreate"),  # why no pods
     ]
     for plural, name in (
         ("configmaps", "pool-grade"),

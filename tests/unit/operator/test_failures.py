@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from adacot_operator.failures import job_failure, pod_stall
+from adacot_operator.failures import IMAGE_PULL_GRACE, creation_failure, job_failure, pod_stall
 from k8s_objects import job, pod
 
 FAILED = {"Failed": "True"}
@@ -89,3 +90,39 @@ def test_pod_stall(case: str, the_pod: dict[str, Any], reason: str | None) -> No
 def test_unschedulable_message_is_the_schedulers() -> None:
     stall = pod_stall([pod(phase="Pending", unschedulable=True)])
     assert stall is not None and "nvidia.com/gpu" in stall.message
+
+
+def _born(the_pod: dict[str, Any], seconds_ago: float, now: datetime) -> dict[str, Any]:
+    created = (now - timedelta(seconds=seconds_ago)).isoformat().replace("+00:00", "Z")
+    return {**the_pod, "metadata": {**the_pod.get("metadata", {}), "creationTimestamp": created}}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "seconds_ago", "reported"),
+    [("ErrImagePull", 10, False), ("ImagePullBackOff", 10, False), ("ImagePullBackOff", 600, True),
+     ("InvalidImageName", 10, True)],  # a bad name never heals: at once
+)  # fmt: skip
+def test_a_pull_that_may_still_succeed_is_reported_after_the_grace(
+    waiting: str, seconds_ago: float, reported: bool
+) -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    stall = pod_stall([_born(pod(phase="Pending", waiting=waiting), seconds_ago, now)], now)
+    assert (stall is not None and stall.reason == "ImagePullError") is reported
+    assert seconds_ago < IMAGE_PULL_GRACE.total_seconds() or reported
+
+
+def test_failed_create_events_say_why_the_job_has_no_pods() -> None:
+    quota = (
+        'pods "pool-grade-0-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=0, '
+        "limited: pods=0"
+    )
+    at = "2026-12-03T12:0{}:00Z".format
+    events = [
+        {"reason": "FailedCreate", "lastTimestamp": at(0), "message": "Error creating: old"},
+        {"reason": "FailedCreate", "lastTimestamp": at(1), "message": f"Error creating: {quota}"},
+        {"reason": "SuccessfulCreate", "lastTimestamp": at(2), "message": "Created pod"},
+    ]
+    failure = creation_failure(events)
+    assert failure is not None and failure.reason == "FailedCreate"
+    assert failure.message == f"the stage's pods cannot be created: {quota}"  # the latest refusal, verbatim
+    assert creation_failure(events[2:]) is None
