@@ -62,7 +62,7 @@ def grading_run(data: Path, model: Path, prm: Path, args: argparse.Namespace) ->
             "questions": {"path": str(data / "math500.jsonl"), "limit": args.questions},
             "model": {"path": str(model), "maxModelLen": MAX_MODEL_LEN},
             "inference": {"engine": "vllm", "batchSize": 256, "vllm": {"extraArgs": ENGINE_FLAGS}},
-            "sampling": {"n": 1, "maxTokens": args.max_tokens, "seed": 0},
+            "sampling": {"samplesPerQuestion": 1, "maxTokens": args.max_tokens, "seed": 0},
             "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}},
             "verification": {"workers": 2},
         },

@@ -76,7 +76,7 @@ def adacot_client(
     from adacot.stages.prompts import build_prompt
 
     prompts = prompts or [build_prompt(q, PromptSpec()) for q in questions]
-    sampling = SamplingSpec(n=1, temperature=0.0, max_tokens=args.max_tokens)
+    sampling = SamplingSpec(samples_per_question=1, temperature=0.0, max_tokens=args.max_tokens)
     endpoint = Endpoint(url=f"{base}/v1", model="tiny", concurrency=args.concurrency, max_retries=0)
     with OpenAIGenerator(endpoint) as generator:
         seconds, completions = timed(lambda: list(generator.generate(prompts, sampling)))

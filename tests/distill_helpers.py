@@ -79,7 +79,7 @@ class ScriptedTeacher:
         self.prompts.extend(prompts)
         for index in reversed(range(len(prompts))):
             text = text_of(prompts[index])
-            samples = tuple(self.rule(text, self.rounds[text], sampling.n))
+            samples = tuple(self.rule(text, self.rounds[text], sampling.samples_per_question))
             self.rounds[text] += 1
             self.usage.requests += 1
             self.usage.completion_tokens += sum(s.completion_tokens for s in samples)

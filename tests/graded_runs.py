@@ -57,7 +57,7 @@ def graded_run(
         "questions": {"path": str(work / "questions.jsonl"), "fields": {"id": "id"}},
         "model": {"path": model},
         "responses": {"path": str(work / "responses.jsonl")},
-        "sampling": {"n": n},
+        "sampling": {"samplesPerQuestion": n},
         "grader": dict(grader if grader is not None else PRM_GRADER),
         "verification": {"workers": 1},
     }

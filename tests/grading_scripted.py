@@ -31,7 +31,7 @@ class ScriptedGenerator:
         self.calls += 1
         self.prompts.extend(prompts)
         for index in reversed(range(len(prompts))):
-            samples = tuple(self.answers(prompt_text(prompts[index]), sampling.n))
+            samples = tuple(self.answers(prompt_text(prompts[index]), sampling.samples_per_question))
             self.usage.requests += 1
             self.usage.completion_tokens += sum(s.completion_tokens for s in samples)
             yield Completion(index=index, samples=samples)

@@ -111,7 +111,7 @@ def grading_spec(server_url: str, model_path: str, bank: str | None) -> dict[str
         "questions": {"path": "pool.jsonl", "claimName": "datasets", "fields": {"id": "id"}},
         "model": {"path": model_path, "claimName": "models"},
         "inference": {"engine": "http", "endpoint": endpoint, "batchSize": 8},
-        "sampling": {"n": 2, "maxTokens": 32, "temperature": 1.0, "seed": 3},
+        "sampling": {"samplesPerQuestion": 2, "maxTokens": 32, "temperature": 1.0, "seed": 3},
         "grader": {"method": "passRate"},
         "verification": {"workers": 1},
         "backoffLimit": 0,
@@ -143,7 +143,7 @@ def chain(server_url: str, teacher_sampling: dict[str, Any], suspend_sft: bool) 
 
 def dump(docs: list[dict[str, Any]], path: Path) -> Path:
     """A multi-document YAML file of JSON documents: every key quoted, so kubectl's YAML 1.1 reader
-    keeps `n` (sampling.n) a string instead of reading it as false."""
+    keeps any key such as `n`, `y` or `on` a string instead of reading it as a boolean."""
     path.write_text("".join(f"---\n{json.dumps(d, indent=1)}\n" for d in docs))
     return path
 

@@ -50,7 +50,9 @@ class Endpoint(ApiModel):
 class SamplingSpec(ApiModel):
     """Decoding settings. Defaults follow DeepSeek-R1's recommendation for reasoning models."""
 
-    n: int = Field(default=1, ge=1, le=1024, description="Samples per question (k).")
+    samples_per_question: int = Field(
+        default=1, ge=1, le=1024, description="Samples per question (k); was `n` before issue 16."
+    )
     temperature: float = Field(default=0.6, ge=0, le=2, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
     top_k: int | None = Field(default=None, ge=1, description="Keep only the k most likely tokens.")
@@ -67,6 +69,15 @@ class SamplingSpec(ApiModel):
         "and the question id, so shards give the same result.",
     )
     stop: list[str] = Field(default_factory=list, description="Stop strings.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        """`n` became samplesPerQuestion (an unquoted `n:` is false to YAML 1.1 readers such as kubectl):
+        name the new field instead of pydantic's bare "extra inputs are not permitted"."""
+        if isinstance(data, dict) and "n" in data:
+            raise ValueError("sampling.n is now sampling.samplesPerQuestion (see docs/api-changes.md)")
+        return data
 
 
 class PromptSpec(ApiModel):

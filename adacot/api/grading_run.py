@@ -191,11 +191,11 @@ class ResponsesSpec(ApiModel):
     )
 
 
-PASS_RATE_MESSAGE = "grader.method passRate needs sampling.n of at least 2"
+PASS_RATE_MESSAGE = "grader.method passRate needs sampling.samplesPerQuestion of at least 2"
 PRM_MESSAGE = "grader.prm is required for method prm on math questions"
 _PASS_RATE = cel(
-    f"!{is_value('grader.method', 'passRate')} || (has(self.sampling) && has(self.sampling.n) "
-    "&& self.sampling.n >= 2)",
+    f"!{is_value('grader.method', 'passRate')} || (has(self.sampling) "
+    "&& has(self.sampling.samplesPerQuestion) && self.sampling.samplesPerQuestion >= 2)",
     PASS_RATE_MESSAGE,
 )
 _PRM = cel(
@@ -220,7 +220,7 @@ class GradingRunSpec(CommonSpec):
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="Prompt construction.")
     sampling: SamplingSpec = Field(
         default_factory=SamplingSpec,
-        description="Decoding; n is k, the samples per question.",
+        description="Decoding; samplesPerQuestion is k.",
         json_schema_extra=immutable("sampling"),
     )
     responses: ResponsesSpec | None = Field(
@@ -240,7 +240,7 @@ class GradingRunSpec(CommonSpec):
 
     @model_validator(mode="after")
     def _grader_fits(self) -> GradingRunSpec:
-        if self.grader.method == "passRate" and self.sampling.n < 2:
+        if self.grader.method == "passRate" and self.sampling.samples_per_question < 2:
             raise ValueError(PASS_RATE_MESSAGE)
         if self.grader.method == "prm" and self.grader.prm is None and self.questions.task.value == "math":
             raise ValueError(PRM_MESSAGE)

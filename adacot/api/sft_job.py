@@ -133,7 +133,8 @@ class EvaluationSpec(ApiModel):
 
     datasets: list[EvalSet] = Field(min_length=1, description="Benchmarks.")
     sampling: SamplingSpec = Field(
-        default_factory=lambda: SamplingSpec(max_tokens=32768), description="Decoding; n > 1 reports pass@n."
+        default_factory=lambda: SamplingSpec(max_tokens=32768),
+        description="Decoding; samplesPerQuestion > 1 reports pass@k.",
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="Prompt construction.")
     inference: InferenceSpec = Field(default_factory=InferenceSpec, description="Engine.")

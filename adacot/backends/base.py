@@ -77,7 +77,7 @@ class UsageCounter(Counters):
 
 @runtime_checkable
 class Generator(Protocol):
-    """Generates `sampling.n` samples per prompt."""
+    """Generates `sampling.samples_per_question` samples per prompt."""
 
     usage: UsageCounter
 

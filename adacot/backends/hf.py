@@ -73,7 +73,7 @@ class HFGenerator:
         if self.max_model_len is not None:
             budget = min(budget, self.max_model_len - len(ids))
         if budget < 1:
-            return self._failed(index, len(ids), sampling.n)
+            return self._failed(index, len(ids), sampling.samples_per_question)
         torch.manual_seed(sampling.seed if prompt.seed is None else prompt.seed)
         began = time.monotonic()
         with torch.no_grad():
@@ -83,7 +83,7 @@ class HFGenerator:
                 tokenizer=self._tokenizer,  # transformers needs it to match stop strings
                 **generate_kwargs(sampling, budget, self._eos),
             )
-        latency = (time.monotonic() - began) / sampling.n
+        latency = (time.monotonic() - began) / sampling.samples_per_question
         samples = tuple(
             self._sample(row[len(ids) :].tolist(), len(ids), sampling, budget, latency) for row in out
         )
@@ -121,7 +121,7 @@ def generate_kwargs(sampling: SamplingSpec, max_new_tokens: int, eos: list[int])
     """transformers `generate` arguments for one prompt; temperature 0 means greedy."""
     kwargs: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
-        "num_return_sequences": sampling.n,
+        "num_return_sequences": sampling.samples_per_question,
         "eos_token_id": eos,
         "pad_token_id": eos[0] if eos else None,
     }

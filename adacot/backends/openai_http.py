@@ -160,8 +160,8 @@ class OpenAIGenerator:
     async def _complete(self, index: int, prompt: Prompt, sampling: SamplingSpec) -> Completion:
         seed = sampling.seed if prompt.seed is None else prompt.seed
         samples: list[Sample] = []
-        while len(samples) < sampling.n:
-            want = sampling.n - len(samples)
+        while len(samples) < sampling.samples_per_question:
+            want = sampling.samples_per_question - len(samples)
             try:
                 got = await self._request(
                     index, _payload(self.endpoint, prompt, sampling, want, seed + len(samples))

@@ -294,7 +294,7 @@ def _dtype(torch: Any, name: str, device: str) -> Any:
     return getattr(torch, name)
 
 
-JUDGE_SAMPLING = SamplingSpec(n=1, temperature=0.0, top_p=1.0, max_tokens=2048)
+JUDGE_SAMPLING = SamplingSpec(samples_per_question=1, temperature=0.0, top_p=1.0, max_tokens=2048)
 """Judge decoding by default: greedy, one sample, room for a short rationale before the scores."""
 
 

@@ -88,8 +88,8 @@ class JudgePRM:
                 f"judge PRM: batch_size and max_tokens must be >= 1 (got {batch_size}, {max_tokens})"
             )
         self.generator = generator
-        # One rating per trace: n > 1 would only multiply cost, since the first parseable reply is used.
-        self.sampling = sampling.model_copy(update={"n": 1})
+        # One rating per trace: more samples would only multiply cost (the first parseable reply is used).
+        self.sampling = sampling.model_copy(update={"samples_per_question": 1})
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.system = system

@@ -85,7 +85,7 @@ class VllmGenerator:
         token_ids = [self._token_ids(p) for p in chunk]
         fits = [i for i, ids in enumerate(token_ids) if len(ids) < self.max_model_len]
         for i in sorted(set(range(len(chunk))) - set(fits)):
-            yield self._too_long(start + i, len(token_ids[i]), sampling.n)
+            yield self._too_long(start + i, len(token_ids[i]), sampling.samples_per_question)
         if not fits:
             return
         began = time.monotonic()
@@ -133,7 +133,7 @@ def sampling_params(sampling: SamplingSpec, seed: int | None) -> Any:
     from vllm import SamplingParams
 
     return SamplingParams(
-        n=sampling.n,
+        n=sampling.samples_per_question,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         top_k=sampling.top_k or 0,  # 0 disables top-k in vLLM

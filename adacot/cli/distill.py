@@ -59,8 +59,8 @@ def _distillation_job_from_flags(flags: dict[str, Any]) -> DistillationJob:
     teacher = {
         "endpoint": {"url": flags["teacher_url"], "model": flags["teacher_model"],
                      "api": flags["teacher_api"], "concurrency": flags["concurrency"]},
-        "sampling": {"n": flags["n"], "temperature": flags["temperature"], "topP": flags["top_p"],
-                     "maxTokens": flags["max_tokens"], "seed": flags["seed"]},
+        "sampling": {"samplesPerQuestion": flags["n"], "temperature": flags["temperature"],
+                     "topP": flags["top_p"], "maxTokens": flags["max_tokens"], "seed": flags["seed"]},
         "maxAttempts": flags["max_attempts"], "keep": flags["keep"],
     }  # fmt: skip
     spec: dict[str, Any] = {

@@ -37,8 +37,8 @@ def _evaluation(flags: dict[str, Any]) -> EvaluationSpec:
     inference["vllm"] = {"extraArgs": list(flags["vllm_args"])}
     data = {
         "datasets": [_dataset(d, flags["task"]) for d in flags["datasets"]],
-        "sampling": {"n": flags["k"], "maxTokens": flags["max_tokens"], "temperature": flags["temperature"],
-                     "topP": flags["top_p"], "seed": flags["seed"]},
+        "sampling": {"samplesPerQuestion": flags["k"], "maxTokens": flags["max_tokens"],
+                     "temperature": flags["temperature"], "topP": flags["top_p"], "seed": flags["seed"]},
         "inference": inference,
         "verification": {"workers": flags["workers"]},
         "compareBase": flags["compare_base"] is not None,

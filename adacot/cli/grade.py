@@ -46,8 +46,8 @@ def _grading_run_from_flags(flags: dict[str, Any]) -> GradingRun:
         questions["fields"] = {"id": flags["id_field"]}
     spec: dict[str, Any] = {
         "questions": questions, "model": {"path": flags["model"]}, "inference": inference, "grader": grader,
-        "sampling": {"n": flags["k"], "maxTokens": flags["max_tokens"], "temperature": flags["temperature"],
-                     "seed": flags["seed"]},
+        "sampling": {"samplesPerQuestion": flags["k"], "maxTokens": flags["max_tokens"],
+                     "temperature": flags["temperature"], "seed": flags["seed"]},
         "verification": {"workers": flags["workers"]},
     }  # fmt: skip
     if flags["responses"]:

@@ -115,7 +115,11 @@ def sample_answers(student: Path, items: list[Sum], plan: PrmPlan) -> list[list[
     options = VllmOptions(extra_args=["--kv-cache-memory-bytes", KV_CACHE_BYTES])
     generator = VllmGenerator(model, options, chat=True, batch_size=512)
     sampling = SamplingSpec(
-        n=plan.samples, temperature=plan.temperature, top_p=1.0, max_tokens=32, seed=plan.seed
+        samples_per_question=plan.samples,
+        temperature=plan.temperature,
+        top_p=1.0,
+        max_tokens=32,
+        seed=plan.seed,
     )
     prompts = [Prompt.chat(s.problem) for s in items]
     answers: list[list[str]] = [[] for _ in items]

@@ -159,7 +159,8 @@ PASS_RATE_GRADER = {"method": "passRate", "solvedRule": "threshold", "solvedThre
 
 
 class _KubectlSafeDumper(yaml.SafeDumper):
-    """Quotes y/n/Y/N: kubectl's YAML 1.1 reader takes a bare `n:` (sampling.n) for the boolean false."""
+    """Quotes y/n/Y/N: kubectl's YAML 1.1 reader takes a bare `n:` for the boolean false (no field is
+    named so since sampling.n became samplesPerQuestion; kept for free-form maps such as env)."""
 
 
 _KubectlSafeDumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
@@ -203,7 +204,13 @@ def grading(
         "model": model,
         "inference": _inference(size.grading_engine),
         "prompt": _PROMPT,
-        "sampling": {"n": size.k, "maxTokens": max_tokens, "temperature": 0.7, "topP": 1.0, "seed": 0},
+        "sampling": {
+            "samplesPerQuestion": size.k,
+            "maxTokens": max_tokens,
+            "temperature": 0.7,
+            "topP": 1.0,
+            "seed": 0,
+        },
         "grader": grader,
         "verification": _VERIFY,
         "resources": {"gpus": 0},
@@ -262,7 +269,12 @@ def sft(
     }  # fmt: skip
     evaluation = {
         "datasets": [{"name": Path(test).stem, **_questions(test, task)}],
-        "sampling": {"n": 1, "maxTokens": max_tokens, "temperature": 0.0, "seed": 0},  # greedy accuracy
+        "sampling": {
+            "samplesPerQuestion": 1,
+            "maxTokens": max_tokens,
+            "temperature": 0.0,
+            "seed": 0,
+        },  # greedy accuracy
         "prompt": _PROMPT,
         "inference": _inference(engine),
         "verification": _VERIFY,

@@ -12,7 +12,7 @@ Layout under the output directory::
     EVAL.md                        the same as markdown tables
 
 Evaluation needs correctness only, so the GradingRuns use the pass-rate grader (no PRM is loaded); with
-one sample per question that grader's "n >= 2" rule, which guards the quality of levels, does not
+one sample per question that grader's "at least 2 samples" rule, which guards the quality of levels, does not
 apply and is bypassed on purpose (the levels in these records are meaningless and unused). An
 interrupted evaluation resumes question by question through the grading pipeline. Limits: the models
 are evaluated one after the other, each with its own engine.
@@ -56,13 +56,17 @@ def grading_run(evaluation: EvaluationSpec, dataset: EvalSet, model: ModelSpec, 
         model=model,
         inference=evaluation.inference,
         prompt=evaluation.prompt,
-        sampling=sampling if sampling.n >= 2 else sampling.model_copy(update={"n": 2}),
+        sampling=sampling
+        if sampling.samples_per_question >= 2
+        else sampling.model_copy(update={"samples_per_question": 2}),
         verification=evaluation.verification,
         grader=GraderSpec(method="passRate", solved_rule="any"),
     )
     name = f"eval-{label}-{slug(dataset.name)}"[:52].strip("-")
     run = GradingRun(metadata=ObjectMeta(name=name), spec=spec)
-    if sampling.n < 2:  # see the module docstring: model_copy skips the n >= 2 rule of the pass-rate grader
+    if (
+        sampling.samples_per_question < 2
+    ):  # see the module docstring: model_copy skips the 2-sample rule of the pass-rate grader
         # (on the resource, not the spec: building the resource validates its spec again)
         run = run.model_copy(update={"spec": spec.model_copy(update={"sampling": sampling})})
     return run

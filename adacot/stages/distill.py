@@ -6,9 +6,9 @@ teacher comes in through the `Generator` protocol, the Result-Verifiers through 
 Per question (`distill_chunk`, a chunk of questions at a time):
 1. The prompt: the question plus the per-task answer-format instruction (adacot.stages.prompts: math
    "\\boxed{}", code one ```python block), with the teacher's system message when set.
-2. Rounds: each round asks the teacher for `sampling.n` samples (seed derived from the question id and
-   the round, so shards and restarts ask the same); questions with a kept sample leave; at most
-   `teacher.maxAttempts` rounds.
+2. Rounds: each round asks the teacher for `sampling.samplesPerQuestion` samples (seed derived from the
+   question id and the round, so shards and restarts ask the same); questions with a kept sample leave;
+   at most `teacher.maxAttempts` rounds.
 3. Each sample is screened before verification, in this order: a failed request (`generation_error`),
    finish reason length (`truncated`: never kept), R1 assembly (adacot.stages.r1: `no_reasoning`,
    `unclosed_think`, `empty_answer`), `filter.maxTokens` on the sample's completion tokens (`too_long`).

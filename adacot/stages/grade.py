@@ -4,7 +4,7 @@ Callers: adacot.pipelines.grading_run (shards, resume, files) and tests. Functio
 come in through the `Generator` and `StepScorer` protocols and a verifier with `verify_many`.
 
 Per question (phase 1, `grade_chunk`):
-1. k = sampling.n attempts: generated from the prompt (adacot.stages.prompts), or taken from
+1. k = sampling.samplesPerQuestion attempts: generated from the prompt (adacot.stages.prompts), or taken from
    pre-generated responses (ResponsesSpec, finish reasons when the file has them). A sample whose
    request failed for good gets the verdict `generation_error` (undecided) instead of being verified.
 2. Every attempt is verified (math: final-answer equivalence; code: sandboxed tests).

@@ -33,7 +33,7 @@ def texts(completions: list[Completion]) -> dict[int, list[str]]:
 def test_n_samples_seeded_with_length_finish(hf: Generator, tiny_lm: Path) -> None:
     assert isinstance(hf, HFGenerator)
     prompts = [Prompt.chat(p) for p in math500_problems(3)]
-    sampling = SamplingSpec(n=2, temperature=1.0, max_tokens=8, seed=11)
+    sampling = SamplingSpec(samples_per_question=2, temperature=1.0, max_tokens=8, seed=11)
     first = list(hf.generate(prompts, sampling))
     assert texts(first) == texts(list(hf.generate(prompts, sampling)))
     assert texts(first) != texts(list(hf.generate(prompts, sampling.model_copy(update={"seed": 12}))))
@@ -61,6 +61,8 @@ def test_stop_string_ends_a_sample_with_stop(hf: Generator) -> None:
 
 
 def test_over_long_prompt_is_an_error_sample(hf: Generator) -> None:
-    (completion,) = hf.generate([Prompt(text="7 " * 4000)], SamplingSpec(n=2, max_tokens=4))
+    (completion,) = hf.generate(
+        [Prompt(text="7 " * 4000)], SamplingSpec(samples_per_question=2, max_tokens=4)
+    )
     assert [s.finish_reason for s in completion.samples] == ["error", "error"]
     assert "context" in (completion.samples[0].error or "")

@@ -16,7 +16,7 @@ from adacot.backends.factory import make_generator
 from adacot.backends.openai_http import OpenAIGenerator
 
 pytestmark = pytest.mark.integration
-SAMPLING = SamplingSpec(n=2, temperature=1.0, max_tokens=16, seed=3)
+SAMPLING = SamplingSpec(samples_per_question=2, temperature=1.0, max_tokens=16, seed=3)
 
 
 def generate(server: VllmServer, api: str, prompts: list[Prompt]) -> tuple[list[Completion], OpenAIGenerator]:

@@ -41,7 +41,7 @@ def texts(completions: list[Completion]) -> dict[int, list[str]]:
 
 def test_n_samples_per_prompt_reproducible_by_seed(engine: VllmGenerator, questions: list[Prompt]) -> None:
     assert isinstance(engine, Generator)
-    sampling = SamplingSpec(n=2, temperature=1.0, max_tokens=24, seed=7)
+    sampling = SamplingSpec(samples_per_question=2, temperature=1.0, max_tokens=24, seed=7)
     first = list(engine.generate(questions, sampling))
     again = list(engine.generate(questions, sampling))
     other = list(engine.generate(questions, sampling.model_copy(update={"seed": 8})))
@@ -59,7 +59,7 @@ def test_n_samples_per_prompt_reproducible_by_seed(engine: VllmGenerator, questi
 def test_per_prompt_seed_does_not_depend_on_batch_neighbours(
     engine: VllmGenerator, questions: list[Prompt]
 ) -> None:
-    sampling = SamplingSpec(n=1, temperature=1.0, max_tokens=12, seed=0)
+    sampling = SamplingSpec(samples_per_question=1, temperature=1.0, max_tokens=12, seed=0)
     seeded = [Prompt(messages=q.messages, seed=100 + i) for i, q in enumerate(questions)]
     together = texts(list(engine.generate(seeded, sampling)))
     alone = texts(list(engine.generate(seeded[3:4], sampling)))
@@ -70,7 +70,7 @@ def test_tiny_max_tokens_gives_length_and_exact_token_counts(
     engine: VllmGenerator, questions: list[Prompt], tiny_lm: Path
 ) -> None:
     before = engine.usage.completion_tokens
-    completions = list(engine.generate(questions, SamplingSpec(n=2, max_tokens=1, seed=1)))
+    completions = list(engine.generate(questions, SamplingSpec(samples_per_question=2, max_tokens=1, seed=1)))
     samples = [s for c in completions for s in c.samples]
     assert {s.finish_reason for s in samples} == {"length"}
     assert {s.completion_tokens for s in samples} == {1}
@@ -98,7 +98,10 @@ def test_over_long_prompt_is_an_error_sample_not_a_failed_batch(
     engine: VllmGenerator, questions: list[Prompt]
 ) -> None:
     long = Prompt(text="1 2 3 4 " * CONTEXT)
-    completions = {c.index: c for c in engine.generate([questions[0], long], SamplingSpec(n=2, max_tokens=4))}
+    completions = {
+        c.index: c
+        for c in engine.generate([questions[0], long], SamplingSpec(samples_per_question=2, max_tokens=4))
+    }
     assert [s.finish_reason for s in completions[1].samples] == ["error", "error"]
     assert "max_model_len" in (completions[1].samples[0].error or "")
     assert completions[0].samples[0].finish_reason in ("stop", "length")

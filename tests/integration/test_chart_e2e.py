@@ -61,10 +61,10 @@ def kubectl(binary: Path, api: fixtures.KubeApi, *args: str, stdin: str | None =
 
 
 def as_json_list(objs: list[dict[str, Any]]) -> str:
-    """Objects as a stream of JSON documents, keys exactly as PyYAML read them. The GradingRun sample
-    writes `n: 1` (spec.sampling.n): kubectl reads YAML as YAML 1.1, where a bare `n` is the boolean
-    false, so applying the sample file sends `"false": 1` and the API server refuses it. JSON avoids
-    that here; the CRD files themselves survive kubectl's reader (test_crds_keep_their_field_names...)."""
+    """Objects as a stream of JSON documents, keys exactly as PyYAML read them. kubectl reads YAML as
+    YAML 1.1, where a bare key such as `n` is the boolean false (spec.sampling.n was such a key before it
+    became samplesPerQuestion). JSON avoids that here; the CRD files themselves survive kubectl's reader
+    (test_crds_keep_their_field_names...)."""
     return "\n".join(json.dumps(o) for o in objs)
 
 

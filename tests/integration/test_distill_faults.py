@@ -63,7 +63,7 @@ def test_faults_lose_and_duplicate_nothing(tmp_path: Path, server: FaultServer) 
         "endpoint": endpoint,
         "maxAttempts": 2,
         "prompt": {"instruction": ""},
-        "sampling": {"n": 2},
+        "sampling": {"samplesPerQuestion": 2},
     }
     resource = job(size=QUESTIONS, teacher=teacher_spec)
     made: list[Generator] = []

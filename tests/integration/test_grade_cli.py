@@ -56,7 +56,7 @@ def test_grade_and_bank_from_yaml_with_pre_generated_responses(tmp_path: Path) -
     spec = write_yaml(tmp_path / "grading.yaml", "GradingRun", "pool", {
         "questions": {"path": str(questions), "fields": {"id": "id"}},
         "model": {"path": "/models/student"},
-        "sampling": {"n": 2},
+        "sampling": {"samplesPerQuestion": 2},
         "responses": {"path": str(responses)},
         "grader": {"method": "passRate", "solvedRule": "threshold", "solvedThreshold": 1.0},
         "verification": {"workers": 1},
@@ -101,7 +101,9 @@ def test_bad_flags_and_specs_fail_before_any_work(tmp_path: Path) -> None:
             str(tmp_path / "o"),
         ],
     )
-    assert result.exit_code == 2 and "passRate needs sampling.n of at least 2" in result.output
+    assert (
+        result.exit_code == 2 and "passRate needs sampling.samplesPerQuestion of at least 2" in result.output
+    )
     result = CliRunner().invoke(main, ["grade", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "give --spec FILE, or at least --questions and --model" in result.output
     result = CliRunner().invoke(main, ["bank", "--out", str(tmp_path / "b"), "--source", str(questions)])
@@ -122,7 +124,7 @@ def test_grade_math500_with_real_vllm_and_prm(tiny_lm: Path, tmp_path: Path) -> 
         "model": {"path": str(tiny_lm), "maxModelLen": 1024},
         "inference": {"engine": "vllm", "batchSize": 4,
                       "vllm": {"extraArgs": ["--kv-cache-memory-bytes", KV_CACHE_BYTES]}},
-        "sampling": {"n": 2, "maxTokens": 32, "temperature": 1.0, "seed": 5},
+        "sampling": {"samplesPerQuestion": 2, "maxTokens": 32, "temperature": 1.0, "seed": 5},
         # Random weights and 32 tokens: most answers are cut off; `scored` still sends them to the PRM.
         "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}, "truncated": "scored"},
         "verification": {"workers": 1},

@@ -48,7 +48,7 @@ def grading_resource(server: VllmServer, model_dir: Path, prm: Path) -> dict[str
             # batchSize 3: three chunks (3, 3, 2), so usage must add up across chunks.
             "inference": {"engine": "http", "batchSize": 3, "endpoint": {
                 "url": server.url, "model": server.model, "concurrency": 4, "timeoutSeconds": 120}},
-            "sampling": {"n": K, "maxTokens": MAX_TOKENS, "temperature": 1.0, "seed": 11},
+            "sampling": {"samplesPerQuestion": K, "maxTokens": MAX_TOKENS, "temperature": 1.0, "seed": 11},
             # 32 tokens cut most answers off; `scored` still sends them to the PRM, which is under test.
             "grader": {"prm": {"model": {"path": str(prm)}, "stepSplit": "newlines"}, "truncated": "scored"},
             "verification": {"workers": 1},

@@ -81,7 +81,7 @@ def write_spec(tmp_path: Path) -> Path:
             "questions": {"path": str(questions), "fields": {"id": "id"}},
             "model": {"path": "/models/student"},
             "inference": {"batchSize": BATCH},
-            "sampling": {"n": 2, "seed": 3},
+            "sampling": {"samplesPerQuestion": 2, "seed": 3},
             "grader": {"prm": {"model": {"path": "/models/prm"}}, "levels": {"mode": "quantiles"}},
             "verification": {"workers": 1},
             "parallelism": 2,

@@ -97,7 +97,7 @@ def test_a_graded_code_question_is_scored_with_the_code_prompt(prm_dir: Path, tm
                 "questions": {"path": str(tmp_path / "q.jsonl"), "task": "code", "fields": {"id": "id"}},
                 "model": {"path": "/models/s"},
                 "responses": {"path": str(tmp_path / "r.jsonl")},
-                "sampling": {"n": 1},
+                "sampling": {"samplesPerQuestion": 1},
                 "grader": {"prm": {"model": {"path": str(prm_dir)}}},
                 "verification": {"workers": 1},
             },

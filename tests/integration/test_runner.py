@@ -114,7 +114,7 @@ def chain_yaml(root: Path, tiny_lm: Path, server: VllmServer, stop: str) -> Path
         "questions": {"path": "questions.jsonl", "fields": {"id": "id"}},
         "model": {"path": os.path.relpath(tiny_lm, root), "maxModelLen": 1024},
         "inference": engine,
-        "sampling": {"n": 2, "maxTokens": 32, "temperature": 1.0, "seed": 3},
+        "sampling": {"samplesPerQuestion": 2, "maxTokens": 32, "temperature": 1.0, "seed": 3},
         "grader": {"method": "passRate"},
         "verification": {"workers": 1},
         "bankRef": {"name": "bank"},
@@ -130,7 +130,7 @@ def chain_yaml(root: Path, tiny_lm: Path, server: VllmServer, stop: str) -> Path
                 "saveSteps": 100}  # fmt: skip
     evaluation = {
         "datasets": [{"name": "pool", "path": "questions.jsonl", "fields": {"id": "id"}}],
-        "sampling": {"n": 2, "maxTokens": 16, "temperature": 1.0, "seed": 1},
+        "sampling": {"samplesPerQuestion": 2, "maxTokens": 16, "temperature": 1.0, "seed": 1},
         "inference": {"engine": "transformers", "batchSize": 8},
         "verification": {"workers": 1},
     }
@@ -209,7 +209,7 @@ def test_failing_stage_skips_its_dependants_and_not_the_others(tmp_path: Path) -
         "questions": questions,
         "model": {"path": "broken-model"},
         "inference": {"engine": "transformers"},
-        "sampling": {"n": 2},
+        "sampling": {"samplesPerQuestion": 2},
         "grader": {"method": "passRate"},
         "bankRef": {"name": "bad-bank"},
     }
@@ -217,7 +217,7 @@ def test_failing_stage_skips_its_dependants_and_not_the_others(tmp_path: Path) -
         "questions": questions,
         "model": {"path": "broken-model"},
         "responses": {"path": "responses.jsonl"},
-        "sampling": {"n": 2},
+        "sampling": {"samplesPerQuestion": 2},
         "grader": {"method": "passRate"},
         "verification": {"workers": 1},
     }
@@ -258,7 +258,7 @@ def test_invalid_file_stops_before_any_stage(tmp_path: Path) -> None:
     spec = tmp_path / "one.yaml"
     spec.write_text(yaml.safe_dump(doc("GradingRun", "g", {
         "questions": {"path": "questions.jsonl"}, "model": {"path": "models/none"},
-        "sampling": {"n": 2}, "grader": {"method": "passRate"}})))  # fmt: skip
+        "sampling": {"samplesPerQuestion": 2}, "grader": {"method": "passRate"}})))  # fmt: skip
     result = CliRunner().invoke(main, ["run", str(spec), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2
     assert f"document 1 (GradingRun/g): spec.model.path: {tmp_path / 'models' / 'none'} does not exist" in (
@@ -283,7 +283,7 @@ def test_kill_mid_stage_then_resume(tmp_path: Path) -> None:
         grading = {"questions": {"path": "questions.jsonl", "fields": {"id": "id"}},
                    "model": {"path": "model"},
                    "inference": {"engine": "http", "endpoint": endpoint, "batchSize": 1},
-                   "sampling": {"n": 2, "maxTokens": 16}, "grader": {"method": "passRate"},
+                   "sampling": {"samplesPerQuestion": 2, "maxTokens": 16}, "grader": {"method": "passRate"},
                    "verification": {"workers": 1}}  # fmt: skip
         docs = [doc("GradingRun", "pool", grading), doc("DifficultyBank", "bank", {"sources": [
             {"gradingRunRef": {"name": "pool"}}]})]  # fmt: skip

@@ -40,7 +40,7 @@ def evaluating_job(tiny_lm: Path, tmp_path: Path) -> SFTJob:
     job = sft_job(tiny_lm, dataset, training=TRAINING, name="sft-eval")
     evaluation = {
         "datasets": [{"name": "math500-head", "path": str(bench), "fields": {"id": "id"}}],
-        "sampling": {"n": 2, "maxTokens": 16, "temperature": 1.0, "seed": 1},
+        "sampling": {"samplesPerQuestion": 2, "maxTokens": 16, "temperature": 1.0, "seed": 1},
         "inference": {"engine": "transformers", "batchSize": 8},
         "verification": {"workers": 1},
         "compareBase": True,

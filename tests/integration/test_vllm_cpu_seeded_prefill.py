@@ -30,7 +30,9 @@ def test_seeded_prompts_beyond_one_step_budget(tiny_lm: Path) -> None:
     try:
         prompts = [Prompt.chat(problem) for problem in math500_problems(24)]
         completions = list(
-            generator.generate(prompts, SamplingSpec(n=2, temperature=1.0, max_tokens=8, seed=3))
+            generator.generate(
+                prompts, SamplingSpec(samples_per_question=2, temperature=1.0, max_tokens=8, seed=3)
+            )
         )
     finally:
         generator.close()

@@ -83,7 +83,7 @@ def test_crd_whose_rule_reads_an_undeclared_field_is_rejected(kubectl: Kubectl) 
     crd = yaml.safe_load((CRDS / "adacot.dev_gradingruns.yaml").read_text(encoding="utf-8"))
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     spec["properties"]["sampling"]["properties"]["false"] = spec["properties"]["sampling"]["properties"].pop(
-        "n"
+        "samplesPerQuestion"
     )
     done = kubectl("apply", "-f", "-", input=json.dumps(crd), check=False)
     assert done.returncode == 1
@@ -91,7 +91,10 @@ def test_crd_whose_rule_reads_an_undeclared_field_is_rejected(kubectl: Kubectl) 
         'The CustomResourceDefinition "gradingruns.adacot.dev" is invalid: spec.versions[0]'
         ".schema.openAPIV3Schema.properties[spec].x-kubernetes-validations["
     )
-    assert "compilation failed: ERROR: <input>:1:" in done.stderr and "undefined field 'n'" in done.stderr
+    assert (
+        "compilation failed: ERROR: <input>:1:" in done.stderr
+        and "undefined field 'samplesPerQuestion'" in done.stderr
+    )
     assert kubectl("get", "crds", "-o", "name").stdout == ""
 
 

@@ -66,7 +66,8 @@ def test_the_crd_leaves_the_output_size_to_the_operator() -> None:
 
 def test_defaults_follow_the_documented_peers() -> None:
     g = GradingRunSpec.model_validate(GRADING)
-    assert (g.sampling.n, g.sampling.temperature, g.sampling.top_p, g.sampling.seed) == (1, 0.6, 0.95, 0)
+    s = g.sampling
+    assert (s.samples_per_question, s.temperature, s.top_p, s.seed) == (1, 0.6, 0.95, 0)
     assert g.grader.method == "prm" and g.grader.solved_rule == "any"
     assert g.grader.levels.mode == "bins" and g.grader.levels.cut_points == [0.2, 0.4, 0.6, 0.8]
     assert g.inference.engine == "vllm" and g.resources.gpus == 1
@@ -94,7 +95,7 @@ VALID: list[tuple[type[BaseModel], dict[str, Any]]] = [
     (OutputSpec, {"existingClaim": "shared", "subPath": "runs/a"}),
     (PrmSpec, {"kind": "llmJudge", "endpoint": ENDPOINT}),
     (LevelMapping, {"mode": "quantiles", "cutPoints": [0.1, 0.5, 0.6, 0.95]}),
-    (GradingRunSpec, {**GRADING, "grader": {"method": "passRate"}, "sampling": {"n": 4}}),
+    (GradingRunSpec, {**GRADING, "grader": {"method": "passRate"}, "sampling": {"samplesPerQuestion": 4}}),
     (GradingRunSpec, {**GRADING, "inference": {"engine": "http", "endpoint": ENDPOINT}}),
     (DistributionSpec, {"table": {1: 3, "2": 2.5, 0: 0}}),
     (DistributionSpec, {"fromGradingRun": {"name": "eval"}, "excludeEasy": True}),
@@ -120,7 +121,7 @@ INVALID: list[tuple[type[BaseModel], dict[str, Any], str]] = [
     (
         GradingRunSpec,
         {**GRADING, "grader": {"method": "passRate"}},
-        "passRate needs sampling.n of at least 2",
+        "passRate needs sampling.samplesPerQuestion of at least 2",
     ),
     (GradingRunSpec, {**GRADING, "questions": {"path": "q.jsonl"}}, "grader.prm is required for method prm"),
     (
@@ -129,6 +130,7 @@ INVALID: list[tuple[type[BaseModel], dict[str, Any], str]] = [
         "endpoint must be set when engine is http",
     ),
     (GradingRunSpec, {**GRADING, "sampling": {"temperature": -1}}, "greater than or equal to 0"),
+    (GradingRunSpec, {**GRADING, "sampling": {"n": 4}}, "sampling.n is now sampling.samplesPerQuestion"),
     (GradingRunSpec, {**GRADING, "parallelism": 0}, "greater than or equal to 1"),
     (GradingRunSpec, {**GRADING, "resources": {"memory": "lots"}}, "String should match pattern"),
     (

@@ -48,7 +48,7 @@ def grading(root: Path, name: str, levels: dict[str, Any], **extra: Any) -> dict
         "questions": {"path": f"{name}.jsonl", "fields": {"id": "id"}},
         "model": {"path": "student"},
         "responses": {"path": f"{name}-responses.jsonl"},
-        "sampling": {"n": 4},
+        "sampling": {"samplesPerQuestion": 4},
         "grader": {**PASS_RATE, "levels": levels},
         "verification": {"workers": 1},
         **extra,

@@ -64,7 +64,7 @@ def test_distill_yaml_plans_in_dependency_order(tmp_path: Path) -> None:
     prm.mkdir()
     (prm / "config.json").write_text("{}")
     text = spec.dump(spec.documents(project, spec.QUICK, student, prm, endpoint))
-    assert "'n': " in text and "\n  n: " not in text and "\n    n: " not in text  # kubectl: bare n is false
+    assert "samplesPerQuestion: " in text and "\n    n: " not in text  # sampling.n was renamed (issue 16)
     (project / "distill.yaml").write_text(text)
     stages = runner.plan(project / "distill.yaml", tmp_path / "runs")
     assert [s.label for s in stages] == [

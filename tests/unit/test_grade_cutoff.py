@@ -38,7 +38,12 @@ def spec(truncated: str | None = None, n: int = 2, **prm: Any) -> GradingRunSpec
     if truncated is not None:
         grader["truncated"] = truncated
     return GradingRunSpec.model_validate(
-        {"questions": {"path": "q.jsonl"}, "model": {"path": "/m"}, "grader": grader, "sampling": {"n": n}}
+        {
+            "questions": {"path": "q.jsonl"},
+            "model": {"path": "/m"},
+            "grader": grader,
+            "sampling": {"samplesPerQuestion": n},
+        }
     )
 
 
@@ -166,7 +171,7 @@ def test_finish_reasons_from_responses_reach_records_summary_bank_and_table(tmp_
                 "questions": {"path": _write(tmp_path / "q.jsonl", questions), "fields": {"id": "id"}},
                 "model": {"path": "/models/s"},
                 "responses": {"path": _write(tmp_path / "r.jsonl", responses)},
-                "sampling": {"n": 1},
+                "sampling": {"samplesPerQuestion": 1},
                 "grader": {"prm": PRM},
                 "verification": {"workers": 1},
             },

@@ -82,7 +82,10 @@ RIGHT, WRONG = "so \\boxed{4}", "so \\boxed{5}"
 def test_solved_rules(
     math_verifier: MathVerifier, rule: str, threshold: float, texts: list[str], solved: bool, rate: float
 ) -> None:
-    run = spec(sampling={"n": 4}, grader={"prm": PRM, "solvedRule": rule, "solvedThreshold": threshold})
+    run = spec(
+        sampling={"samplesPerQuestion": 4},
+        grader={"prm": PRM, "solvedRule": rule, "solvedThreshold": threshold},
+    )
     record = grade_one(math_q("a"), texts, run, math_verifier, ScriptedScorer())
     assert (record.solved, record.pass_rate) == (solved, rate)
     assert [a.verdict.correct for a in record.attempts if a.verdict] == [t == RIGHT for t in texts]
@@ -94,7 +97,7 @@ def test_solved_rules(
 
 def test_prm_scores_only_wrong_samples_and_aggregates(math_verifier: MathVerifier) -> None:
     run = spec(
-        sampling={"n": 3},
+        sampling={"samplesPerQuestion": 3},
         grader={"prm": {**PRM, "aggregation": "min", "sampleAggregation": "mean"}, "solvedRule": "majority"},
     )
     texts = ["a score=0.9\n\nb score=0.3\n\n" + WRONG, "a score=0.8\n\n" + WRONG, "x score=0.1\n\n" + RIGHT]
@@ -138,7 +141,7 @@ def test_unverifiable_questions_are_reported_not_graded(
     stats = GradeStats()
     (record,) = grade_chunk(
         [question],
-        spec(sampling={"n": len(samples)}),
+        spec(sampling={"samplesPerQuestion": len(samples)}),
         math_verifier,
         generator=gen,
         scorer=ScriptedScorer,
@@ -150,7 +153,7 @@ def test_unverifiable_questions_are_reported_not_graded(
 
 
 def test_pass_rate_method_scores_by_rate(math_verifier: MathVerifier) -> None:
-    run = spec(sampling={"n": 4}, grader={"method": "passRate", "solvedRule": "majority"})
+    run = spec(sampling={"samplesPerQuestion": 4}, grader={"method": "passRate", "solvedRule": "majority"})
     record = grade_one(math_q("r"), [RIGHT, WRONG, WRONG, WRONG], run, math_verifier)
     assert record.pass_rate == 0.25 and record.score == 0.5  # 0.25 of the 0.5 a majority needs
     assert all(a.step_scores is None for a in record.attempts)
@@ -163,7 +166,7 @@ def test_code_without_prm_scores_share_of_tests_passed() -> None:
     )
     half = "```python\ndef f(x):\n    return 2 * x if x < 3 else 0\n```"
     none = "```python\ndef f(x):\n    return -1\n```"
-    run = spec(questions={"path": "q.jsonl", "task": "code"}, grader={}, sampling={"n": 2})
+    run = spec(questions={"path": "q.jsonl", "task": "code"}, grader={}, sampling={"samplesPerQuestion": 2})
     with CodeVerifier(workers=1) as verifier:
         record = grade_one(question, [half, none], run, verifier)
     assert [a.verdict.reason for a in record.attempts if a.verdict] == ["failed_test", "failed_test"]

@@ -65,7 +65,9 @@ def test_every_prompt_ends_answered_or_failed(api_key: str, caplog: pytest.LogCa
     caplog.set_level(logging.DEBUG)
     prompts = [Prompt.chat(text) for text in SCRIPT]
     with FaultServer(script=SCRIPT) as server:
-        completions, gen = run(server.url, prompts, SamplingSpec(n=2, max_tokens=32, seed=5))
+        completions, gen = run(
+            server.url, prompts, SamplingSpec(samples_per_question=2, max_tokens=32, seed=5)
+        )
 
     assert sorted(c.index for c in completions) == list(range(len(prompts)))
     by_prompt = {prompts[c.index].messages[-1][1]: c for c in completions}
@@ -125,7 +127,9 @@ def test_completions_api_from_inside_a_running_loop(api_key: str) -> None:
 
     async def caller() -> list[Completion]:
         # The synchronous interface must not need (or block on) the caller's own event loop.
-        completions, _ = run(server.url, prompts, SamplingSpec(n=3, seed=1, max_tokens=8), api="completions")
+        completions, _ = run(
+            server.url, prompts, SamplingSpec(samples_per_question=3, seed=1, max_tokens=8), api="completions"
+        )
         return completions
 
     with FaultServer(script={"text prompt 2": ["drop"]}) as server:

@@ -28,7 +28,7 @@ class ScriptedJudge:
         self.closed = False
 
     def generate(self, prompts: Sequence[Prompt], sampling: SamplingSpec) -> Iterator[Completion]:
-        assert sampling.n == 1
+        assert sampling.samples_per_question == 1
         self.calls.append(len(prompts))
         for index in reversed(range(len(prompts))):
             text = prompts[index].messages[-1][1]
@@ -80,7 +80,7 @@ def test_prompt_numbers_the_steps() -> None:
 
 def test_scores_in_order_with_batches() -> None:
     judge = ScriptedJudge(_rate_all)
-    prm = JudgePRM(judge, SamplingSpec(n=3, temperature=0), batch_size=2)
+    prm = JudgePRM(judge, SamplingSpec(samples_per_question=3, temperature=0), batch_size=2)
     items = [(f"q{i}", [f"step {k}" for k in range(i + 1)]) for i in range(5)]
     results = prm.score(items)
     assert [r.scores for r in results] == [tuple((10 - k) / 10 for k in range(1, i + 2)) for i in range(5)]

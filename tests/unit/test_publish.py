@@ -125,7 +125,7 @@ def _grading_spec(tmp_path: Path) -> Path:
     spec = {
         "apiVersion": "adacot.dev/v1alpha1", "kind": "GradingRun", "metadata": {"name": "pool"},
         "spec": {"questions": {"path": str(questions), "fields": {"id": "id"}},
-                 "model": {"path": "/models/student"}, "sampling": {"n": 2},
+                 "model": {"path": "/models/student"}, "sampling": {"samplesPerQuestion": 2},
                  "responses": {"path": str(responses)}, "grader": {"method": "passRate"},
                  "verification": {"workers": 1}},
     }  # fmt: skip

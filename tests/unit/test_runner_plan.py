@@ -59,7 +59,7 @@ def chain(root: Path) -> list[dict[str, Any]]:
     model_dir(root)
     (root / "questions.jsonl").write_text('{"problem": "1+1?", "answer": "2"}\n')
     grading = {"questions": {"path": "questions.jsonl"}, "model": {"path": "student"},
-               "sampling": {"n": 2}, "grader": {"method": "passRate"}}  # fmt: skip
+               "sampling": {"samplesPerQuestion": 2}, "grader": {"method": "passRate"}}  # fmt: skip
     return [
         doc("SFTJob", "sft", {"dataset": {"distillationJobRef": {"name": "distil"}}}),
         doc(
@@ -190,8 +190,10 @@ def test_only_runs_one_stage_whose_inputs_are_complete(tmp_path: Path) -> None:
 
 def test_loader_errors_pass_through(tmp_path: Path) -> None:
     docs = chain(tmp_path)
-    docs[4]["spec"]["sampling"] = {"n": 1}  # passRate needs n >= 2
-    with pytest.raises(ValueError, match=r"document 5 \(GradingRun/pool\).*passRate needs sampling.n"):
+    docs[4]["spec"]["sampling"] = {"samplesPerQuestion": 1}  # passRate needs 2 or more
+    with pytest.raises(
+        ValueError, match=r"document 5 \(GradingRun/pool\).*passRate needs sampling.samplesPerQuestion"
+    ):
         plan(write(tmp_path, docs), tmp_path / "w")
 
 

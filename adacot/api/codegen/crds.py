@@ -148,7 +148,7 @@ class _Dumper(yaml.SafeDumper):
 
 
 #: Plain scalars YAML 1.1 readers (kubectl's go-yaml) take for booleans but PyYAML writes bare: the
-#: property `n` (sampling.n) must reach the API server as "n", not as "false".
+#: property named `n` (as sampling.n was before issue 16) must reach the API server as "n", not as "false".
 _YAML11_BOOLS = frozenset({"y", "Y", "n", "N"})
 
 
