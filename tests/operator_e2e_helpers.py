@@ -134,7 +134,7 @@ def chain(server_url: str, teacher_sampling: dict[str, Any], suspend_sft: bool) 
               "distribution": {"fromGradingRun": {"name": "pool"}},
               "filter": {"requireReasoning": False}}  # fmt: skip
     return [
-        doc("GradingRun", "pool", {**grading_spec(server_url, "tiny", "bank"), "parallelism": 2}),
+        doc("GradingRun", "pool", {**grading_spec(server_url, "tiny", "bank"), "shards": 2}),
         doc("DifficultyBank", "bank", {"backoffLimit": 0}),
         doc("DistillationJob", "distil", distil),
         doc("SFTJob", "sft", sft),

@@ -191,7 +191,13 @@ class DistillationJobSpec(CommonSpec):
     exports: list[Literal["sharegpt", "alpaca"]] = Field(
         default_factory=list, description="Extra formats besides TRL's messages format (LLaMA-Factory)."
     )
-    parallelism: int = Field(default=1, ge=1, le=1024, description="Shards run as an Indexed Job.")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Pods of the Indexed Job, each taking the questions whose id hashes to it; was "
+        "`parallelism` before issue 16.",
+    )
     resources: Resources = Field(
         default_factory=Resources,
         description="Compute per pod; an in-pod teacher server needs GPUs.",

@@ -232,7 +232,13 @@ class GradingRunSpec(CommonSpec):
     grader: GraderSpec = Field(
         default_factory=GraderSpec, description="Level assignment.", json_schema_extra=immutable("grader")
     )
-    parallelism: int = Field(default=1, ge=1, le=1024, description="Shards run as an Indexed Job.")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Pods of the Indexed Job, each taking the questions whose id hashes to it; was "
+        "`parallelism` before issue 16.",
+    )
     bank_ref: LocalObjectReference | None = Field(
         default=None,
         description="The DifficultyBank this run feeds (the bank waits for it; not an input of this run).",

@@ -5,7 +5,7 @@ full jitter, honouring a server's Retry-After). The clock and the sleep are inje
 unit-tested with a fake clock instead of real waiting.
 
 Limits: the buckets are per process (each shard of a sharded stage has its own budget: divide the
-provider's quota by `parallelism` in the spec). A request larger than a bucket's capacity waits until the
+provider's quota by `shards` in the spec). A request larger than a bucket's capacity waits until the
 bucket is full and then drives it into debt, so one huge request is never starved.
 """
 

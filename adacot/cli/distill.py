@@ -140,5 +140,5 @@ def distill(
         )
     else:
         resource = _distillation_job_from_flags(flags)
-    chosen = options.shard(shard, resource.spec.parallelism)
+    chosen = options.shard(shard, resource.spec.shards)
     run_resource(resource, out, bank_dir, flags["eval_grading"], chosen, not no_progress)

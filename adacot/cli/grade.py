@@ -109,4 +109,4 @@ def grade(spec_path: Path | None, shard: str | None, out: Path, no_progress: boo
         if missing:
             raise click.UsageError(f"give --spec FILE, or at least {' and '.join(missing)}")
         resource = _grading_run_from_flags(flags)
-    run_resource(resource, out, options.shard(shard, resource.spec.parallelism), not no_progress)
+    run_resource(resource, out, options.shard(shard, resource.spec.shards), not no_progress)

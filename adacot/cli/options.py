@@ -38,7 +38,7 @@ STAGE_OUT = click.option(
 )  # fmt: skip
 """`--out` of every `adacot stage <kind>` command; resolve it with `adacot.cli.common.output_dir`."""
 STAGE_SHARD = click.option(
-    "--shard", default=None, help="i/N; default JOB_COMPLETION_INDEX of spec.parallelism, else all."
+    "--shard", default=None, help="i/N; default JOB_COMPLETION_INDEX of spec.shards, else all."
 )
 """`--shard` of the sharded stages (and of `adacot distill`); resolve it with `shard`."""
 RUNS = click.option(RUN_FLAG, "runs", multiple=True, help="NAME=DIR: where GradingRun NAME wrote its output.")
@@ -70,13 +70,13 @@ SFT_NPROC = click.option(
 """Training processes per node of an SFTJob."""
 
 
-def shard(text: str | None, parallelism: int) -> ShardSpec | None:
-    """--shard i/N, else this pod's JOB_COMPLETION_INDEX of `parallelism`, else None (everything)."""
+def shard(text: str | None, shards: int) -> ShardSpec | None:
+    """--shard i/N, else this pod's JOB_COMPLETION_INDEX of `shards`, else None (everything)."""
     try:
         if text is not None:
             return ShardSpec.parse(text)
         if os.environ.get("JOB_COMPLETION_INDEX"):
-            return ShardSpec.from_env(parallelism)
+            return ShardSpec.from_env(shards)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     return None

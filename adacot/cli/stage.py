@@ -52,7 +52,7 @@ def stage() -> None:
 def stage_grading_run(spec_path: Path, name: str | None, shard: str | None, out: Path | None) -> None:
     """Grade this pod's shard; the shard that finds every shard done merges the artifact."""
     resource = pick_resource(spec_path, GradingRun, name)
-    grade.run_resource(resource, output_dir(out), options.shard(shard, resource.spec.parallelism), bar=False)
+    grade.run_resource(resource, output_dir(out), options.shard(shard, resource.spec.shards), bar=False)
 
 
 @stage.command(stage_name(DifficultyBank.KIND))
@@ -87,7 +87,7 @@ def stage_distillation_job(
     resource = pick_resource(spec_path, DistillationJob, name)
     verify_inputs(bank_dir, eval_grading)
     out_dir = output_dir(out)
-    chosen = options.shard(shard, resource.spec.parallelism)
+    chosen = options.shard(shard, resource.spec.shards)
     distill.run_resource(resource, out_dir, bank_dir, eval_grading, chosen, bar=False)
 
 

@@ -26,7 +26,7 @@ STAGE_SHORT: dict[str, str] = {
 """The suffix of each kind's children: `<resource-name>-<short>`."""
 
 # An Indexed Job's pods get the hostname `<job-name>-<index>`, which must fit a 63-character DNS label;
-# 5 characters stay free for "-<index>" (parallelism and nodes are at most 1024).
+# 5 characters stay free for "-<index>" (shards and nodes are at most 1024).
 MAX_CHILD_NAME = 58
 HASH_CHARS = 8
 

@@ -30,7 +30,7 @@ from adacot.pipelines.distillation_job import run_distillation_job
 pytestmark = pytest.mark.integration
 TESTS_DIR = Path(__file__).resolve().parents[1]
 QUESTIONS = 20
-SPEC: dict[str, Any] = {"size": QUESTIONS, "parallelism": 2, "exports": ["sharegpt", "alpaca"],
+SPEC: dict[str, Any] = {"size": QUESTIONS, "shards": 2, "exports": ["sharegpt", "alpaca"],
         "teacher": {"endpoint": {"url": "http://127.0.0.1:9/v1", "model": "t", "concurrency": 1},
                     "maxAttempts": 1}}  # fmt: skip
 

@@ -84,7 +84,7 @@ def write_spec(tmp_path: Path) -> Path:
             "sampling": {"samplesPerQuestion": 2, "seed": 3},
             "grader": {"prm": {"model": {"path": "/models/prm"}}, "levels": {"mode": "quantiles"}},
             "verification": {"workers": 1},
-            "parallelism": 2,
+            "shards": 2,
         },
     }  # fmt: skip
     path = tmp_path / "gradingrun.yaml"

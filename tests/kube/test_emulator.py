@@ -156,12 +156,12 @@ def test_status_subresource_and_generation(with_crds: Kubectl, api: client.ApiCl
     )  # main endpoint: status ignored
     assert "status" not in custom.get_namespaced_custom_object(*args)
     custom.patch_namespaced_custom_object_status(
-        *args, {"status": {"phase": "Running"}, "spec": {"parallelism": 9}}
+        *args, {"status": {"phase": "Running"}, "spec": {"shards": 9}}
     )
     run = custom.get_namespaced_custom_object(*args)
-    assert run["status"] == {"phase": "Running"} and run["spec"]["parallelism"] == 4  # /status: spec ignored
+    assert run["status"] == {"phase": "Running"} and run["spec"]["shards"] == 4  # /status: spec ignored
     assert run["metadata"]["generation"] == 1
-    custom.patch_namespaced_custom_object(*args, {"spec": {"parallelism": 2}})
+    custom.patch_namespaced_custom_object(*args, {"spec": {"shards": 2}})
     run = custom.get_namespaced_custom_object(*args)
     assert run["metadata"]["generation"] == 2 and run["status"] == {"phase": "Running"}
 

@@ -110,11 +110,11 @@ def test_round_trip_keeps_status_and_explicit_nulls_that_differ_from_defaults() 
 def test_multi_document_skips_empty_documents_and_counts_them_in_messages() -> None:
     text = "---\n" + grading("a") + "---\n---\n# only a comment\n---\n" + grading("b")
     assert [r.metadata.name for r in load_resources(text)] == ["a", "b"]
-    broken = text + "---\n" + grading("c").replace("/m", "/m\n  parallelism: 0")
+    broken = text + "---\n" + grading("c").replace("/m", "/m\n  shards: 0")
     with pytest.raises(ResourceError) as err:
         load_resources(broken, filename="chain.yaml")
     assert str(err.value) == (
-        "chain.yaml, document 5 (GradingRun/c): spec.parallelism: Input should be "
+        "chain.yaml, document 5 (GradingRun/c): spec.shards: Input should be "
         "greater than or equal to 1 (line 28)"
     )
 
@@ -138,14 +138,14 @@ def test_message_format_names_file_document_kind_name_and_field(tmp_path: Path) 
 
 
 def test_every_failing_field_is_listed_one_per_line() -> None:
-    bad = grading().replace("/m", "/m\n  parallelism: 0\n  sampling: {topP: 2}\n  env: [{name: A}]")
+    bad = grading().replace("/m", "/m\n  shards: 0\n  sampling: {topP: 2}\n  env: [{name: A}]")
     with pytest.raises(ResourceError) as err:
         load_resources(bad)
     lines = str(err.value).splitlines()
     assert [line.split(": ")[1] for line in lines] == [
         "spec.env[0]",
         "spec.sampling.topP",
-        "spec.parallelism",
+        "spec.shards",
     ]
     assert "env A: set exactly one of value, secretKeyRef (got none) (line 10)" in lines[0]
 

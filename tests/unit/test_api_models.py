@@ -131,7 +131,7 @@ INVALID: list[tuple[type[BaseModel], dict[str, Any], str]] = [
     ),
     (GradingRunSpec, {**GRADING, "sampling": {"temperature": -1}}, "greater than or equal to 0"),
     (GradingRunSpec, {**GRADING, "sampling": {"n": 4}}, "sampling.n is now sampling.samplesPerQuestion"),
-    (GradingRunSpec, {**GRADING, "parallelism": 0}, "greater than or equal to 1"),
+    (GradingRunSpec, {**GRADING, "shards": 0}, "greater than or equal to 1"),
     (GradingRunSpec, {**GRADING, "resources": {"memory": "lots"}}, "String should match pattern"),
     (
         GradingRunSpec,
@@ -280,7 +280,7 @@ def _grading(**spec: Any) -> GradingRun:
 
 def test_check_update_reports_each_immutable_field_with_its_path() -> None:
     old = _grading()
-    assert check_update(old, _grading(parallelism=8, prompt={"system": "be brief"})) == []
+    assert check_update(old, _grading(shards=8, prompt={"system": "be brief"})) == []
     new = _grading(questions={"path": "other.jsonl", "task": "code"}, model={"path": "/models/other"})
     assert check_update(old, new) == [
         "spec.questions: questions is immutable",

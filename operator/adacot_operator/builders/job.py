@@ -186,7 +186,7 @@ def job(
     template: dict[str, Any],
     annotations: Mapping[str, str],
 ) -> dict[str, Any]:
-    """The batch/v1 Job: Indexed with completions = parallelism = shards (or nodes) for sharded grading,
+    """The batch/v1 Job: Indexed with completions = parallelism = spec.shards (or nodes) for sharded grading,
     distillation and multi-node SFT; created suspended under a Kueue queue (Kueue admits it) or when
     the resource is suspended. Finished Jobs expire after the settings' ttlSecondsAfterFinished (status
     keeps their outcome)."""
@@ -226,4 +226,4 @@ def _indexed_width(resource: AnyResource) -> int | None:
     """Shards (grading, distillation) or nodes (multi-node SFT); None for a single plain pod."""
     if isinstance(resource, SFTJob):
         return resource.spec.nodes if resource.spec.nodes > 1 else None
-    return getattr(resource.spec, "parallelism", None)
+    return getattr(resource.spec, "shards", None)

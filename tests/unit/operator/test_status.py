@@ -76,7 +76,7 @@ CASES: list[tuple[str, dict[str, Any], Children, dict[Any, Any], str, dict[str, 
      {"Suspended": ("True", "SuspendedBySpec"), "Running": ("False", "Suspended")}),
     ("suspended while running (job still there)", sample("GradingRun", "qwen7b-pool", suspend=True),
      RUNNING, {}, "Suspended", {"Suspended": ("True", "SuspendedBySpec")}),
-    ("invalid spec", sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {}, "Failed",
+    ("invalid spec", sample("GradingRun", "qwen7b-pool", shards=0), Children(), {}, "Failed",
      {"Failed": ("True", "ValidationFailed")}),
 ]  # fmt: skip
 
@@ -122,7 +122,7 @@ KSTATUS = [
      (("True", "BankReady"), ("False", "Ready"), ("False", "NotStalled"))),
     ("Failed", POOL, Children(job=job(conditions=FAILED, reason="DeadlineExceeded")), {},
      (("False", "DeadlineExceeded"), ("False", "DeadlineExceeded"), ("True", "DeadlineExceeded"))),
-    ("Failed", sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {},
+    ("Failed", sample("GradingRun", "qwen7b-pool", shards=0), Children(), {},
      (("False", "ValidationFailed"), ("False", "ValidationFailed"), ("True", "ValidationFailed"))),
     ("Failed", DISTIL, Children(), {**PRODUCERS_DONE, ("GradingRun", "qwen7b-eval"): FAILED_EVAL},
      (("False", "InputFailed"), ("False", "InputFailed"), ("True", "InputFailed"))),
@@ -152,9 +152,9 @@ def test_kstatus_messages_say_why() -> None:
     stuck = Children(job=job(active=1), pods=[pod(waiting="ImagePullBackOff")])
     pulling = {c["type"]: c for c in compute_status(POOL, stuck, {}, NOW)["conditions"]}
     assert pulling["Reconciling"]["message"].startswith("ImagePullError")
-    invalid = compute_status(sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {}, NOW)
+    invalid = compute_status(sample("GradingRun", "qwen7b-pool", shards=0), Children(), {}, NOW)
     stalled = next(c for c in invalid["conditions"] if c["type"] == "Stalled")
-    assert "spec.parallelism" in stalled["message"]
+    assert "spec.shards" in stalled["message"]
 
 
 def test_ready_stays_when_a_finished_job_is_gone() -> None:
@@ -262,8 +262,8 @@ def test_messages_name_the_awaited_producer_and_the_invalid_field() -> None:
     )
     message = next(c["message"] for c in waiting["conditions"] if c["type"] == "InputsReady")
     assert message == "DifficultyBank qwen7b-bank does not exist yet"
-    invalid = compute_status(sample("GradingRun", "qwen7b-pool", parallelism=0), Children(), {}, NOW)
-    assert "spec.parallelism" in next(c["message"] for c in invalid["conditions"] if c["type"] == "Failed")
+    invalid = compute_status(sample("GradingRun", "qwen7b-pool", shards=0), Children(), {}, NOW)
+    assert "spec.shards" in next(c["message"] for c in invalid["conditions"] if c["type"] == "Failed")
 
 
 def test_generation_is_recorded_on_status_and_conditions() -> None:

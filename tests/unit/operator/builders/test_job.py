@@ -59,7 +59,7 @@ def test_sharded_grading_run_is_an_indexed_job_with_env_mounts_and_no_secret_val
 def test_a_spec_the_stage_rejects_exits_with_a_code_the_job_fails_on_at_once(tmp_path: Path) -> None:
     bad = tmp_path / "spec.yaml"
     bad.write_text(
-        "apiVersion: adacot.dev/v1alpha1\nkind: GradingRun\nmetadata: {name: x}\nspec: {parallelism: 0}\n"
+        "apiVersion: adacot.dev/v1alpha1\nkind: GradingRun\nmetadata: {name: x}\nspec: {shards: 0}\n"
     )
     result = CliRunner().invoke(
         main, ["stage", "gradingrun", "--spec", str(bad), "--out", str(tmp_path / "o")]
