@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from adacot.api.common import ApiModel, SecretRef
+from adacot.api.quantity import QUANTITY, quantity_bytes
 from adacot.api.rules import cel, validations
 
 
@@ -151,5 +152,32 @@ class VerificationSpec(ApiModel):
     code_timeout_seconds: float = Field(
         default=10.0, gt=0, le=3600, description="Wall time allowed for one program against all its tests."
     )
-    code_memory_mb: int = Field(default=1024, ge=64, description="Memory limit of a sandboxed program.")
+    code_memory: str = Field(
+        default="1Gi",
+        pattern=QUANTITY,
+        description="Memory (address-space) limit of a sandboxed program, a Kubernetes quantity of at "
+        "least 64Mi; was `codeMemoryMb` (an integer of MiB) before issue 16.",
+    )
     workers: int = Field(default=4, ge=1, le=256, description="Verifier worker processes.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "codeMemoryMb" in data:
+            raise ValueError(
+                "verification.codeMemoryMb is now verification.codeMemory, a quantity such as 1Gi "
+                "(see docs/api-changes.md)"
+            )
+        return data
+
+    @field_validator("code_memory")
+    @classmethod
+    def _at_least_64_mib(cls, value: str) -> str:
+        if quantity_bytes(value) < 64 << 20:
+            raise ValueError(f"codeMemory {value} is below 64Mi, too little for the Python interpreter")
+        return value
+
+    @property
+    def code_memory_bytes(self) -> int:
+        """codeMemory in bytes, the sandbox's address-space limit."""
+        return quantity_bytes(self.code_memory)

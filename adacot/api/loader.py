@@ -21,8 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from adacot.api import RESOURCE_KINDS, AnyResource
 from adacot.api.common import DNS1123_LABEL
+from adacot.api.quantity import QUANTITY
 from adacot.api.resource import API_VERSION
-from adacot.api.workload import QUANTITY
 
 # Regular expressions say little to a person; these say what the pattern means.
 PATTERN_WORDS = {

@@ -10,10 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adacot.api.common import DNS1123_LABEL, ApiModel, LocalObjectReference, SecretRef
+from adacot.api.quantity import QUANTITY
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
-
-# Kubernetes resource quantities as people write them ("500m", "16Gi", "2").
-QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 
 
 class Toleration(ApiModel):

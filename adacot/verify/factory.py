@@ -33,5 +33,5 @@ def make_verifier(task: TaskType, spec: VerificationSpec) -> ResponseVerifier:
     from adacot.verify.code import CodeVerifier
     from adacot.verify.sandbox import SandboxLimits
 
-    limits = SandboxLimits(wall_seconds=spec.code_timeout_seconds, memory_bytes=spec.code_memory_mb << 20)
+    limits = SandboxLimits(wall_seconds=spec.code_timeout_seconds, memory_bytes=spec.code_memory_bytes)
     return CodeVerifier(workers=spec.workers, limits=limits)

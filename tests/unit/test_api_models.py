@@ -21,13 +21,16 @@ from adacot.api import (
     dependency_graph,
     references,
 )
-from adacot.api.common import ModelSpec
+from adacot.api.common import ModelSpec, TaskType
 from adacot.api.difficulty_bank import DifficultyBankSpec
 from adacot.api.distillation_job import DistributionSpec, PriorSpec, TeacherSpec
+from adacot.api.generation import VerificationSpec
 from adacot.api.grading_run import GradingRunSpec, LevelMapping, PrmSpec
 from adacot.api.rules import IMMUTABLE
 from adacot.api.sft_job import DeepSpeedSpec, SftDataset, SFTJobSpec
 from adacot.api.workload import OutputSpec
+from adacot.verify import code
+from adacot.verify.factory import make_verifier
 
 MODEL = {"path": "/models/student"}
 ENDPOINT = {"url": "http://teacher:8000/v1", "model": "t"}
@@ -62,6 +65,16 @@ def test_the_crd_leaves_the_output_size_to_the_operator() -> None:
     """A schema default would be filled in by the API server and override the chart's setting."""
     schema = GradingRun.model_json_schema()["$defs"]["VolumeClaimSpec"]["properties"]["size"]
     assert "default" not in schema or schema["default"] is None
+
+
+def test_code_memory_is_a_quantity_the_sandbox_gets_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert VerificationSpec().code_memory_bytes == 1 << 30
+    assert VerificationSpec.model_validate({"codeMemory": "512Mi"}).code_memory_bytes == 512 << 20
+    assert VerificationSpec.model_validate({"codeMemory": "2G"}).code_memory_bytes == 2_000_000_000
+    made: list[Any] = []  # the real CodeVerifier probes the host's isolation; only its limits matter here
+    monkeypatch.setattr(code, "CodeVerifier", lambda workers, limits: made.append(limits))
+    make_verifier(TaskType.code, VerificationSpec.model_validate({"codeMemory": "256Mi"}))
+    assert made[0].memory_bytes == 256 << 20
 
 
 def test_defaults_follow_the_documented_peers() -> None:
@@ -131,6 +144,13 @@ INVALID: list[tuple[type[BaseModel], dict[str, Any], str]] = [
     ),
     (GradingRunSpec, {**GRADING, "sampling": {"temperature": -1}}, "greater than or equal to 0"),
     (GradingRunSpec, {**GRADING, "sampling": {"n": 4}}, "sampling.n is now sampling.samplesPerQuestion"),
+    (GradingRunSpec, {**GRADING, "verification": {"codeMemory": "32Mi"}}, "codeMemory 32Mi is below 64Mi"),
+    (GradingRunSpec, {**GRADING, "verification": {"codeMemory": "1GB"}}, "String should match pattern"),
+    (
+        GradingRunSpec,
+        {**GRADING, "verification": {"codeMemoryMb": 512}},
+        "verification.codeMemoryMb is now verification.codeMemory",
+    ),
     (GradingRunSpec, {**GRADING, "shards": 0}, "greater than or equal to 1"),
     (GradingRunSpec, {**GRADING, "resources": {"memory": "lots"}}, "String should match pattern"),
     (
