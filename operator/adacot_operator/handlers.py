@@ -25,9 +25,11 @@ without an owner reference and outlives the resource. Retention is therefore fix
 created. A finalizer `<ADACOT_PREFIX>/finalizer` left by an older operator is removed by kopf on the
 object's next event (the name stays configured for that).
 
-kopf's own state goes into annotations under ADACOT_PREFIX; peering is off (`--standalone`, and set
-here): the chart runs one replica with the Recreate strategy, so no two operators overlap.
-Limits: reconciles of one resource are serialised within this process only.
+kopf's own state goes into annotations under ADACOT_PREFIX; kopf's peering is off (`--standalone`, and
+set here). Replicas elect a leader on a Lease instead (adacot_operator.leader, when
+ADACOT_LEADER_ELECTION_NAMESPACE is set, as the chart does for its 2 replicas): every replica watches,
+only the leader reconciles, and a new leader starts with a resync of everything it has seen.
+Limits: reconciles of one resource are serialised within the leading process only.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from adacot.api.defaults import with_default_model
 from adacot_operator.builders.children import build_children
 from adacot_operator.cache import NamespaceCache
 from adacot_operator.kube import Kube
+from adacot_operator.leader import Elector
 from adacot_operator.metrics import Metrics, serve
 from adacot_operator.names import KIND_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, child_name
 from adacot_operator.progress import read_progress
@@ -70,6 +73,8 @@ class _State:
 
     kube: Kube | None = None
     settings: OperatorSettings = OperatorSettings()
+    elector: Elector | None = None
+    """Set when replicas elect a leader (settings.leader_election_namespace); None: this one acts."""
     locks: ClassVar[dict[tuple[str, str, str], threading.Lock]] = {}
     guard: ClassVar[threading.Lock] = threading.Lock()
 
@@ -88,6 +93,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     _State.settings, _State.kube = ours, Kube.connect()
     serve(METRICS, ours.metrics_port)
+    if ours.leader_election_namespace:
+        elector = Elector(_State.kube, ours.leader_election_namespace, ours.leader_lease_seconds, _take_over)
+        _State.elector = elector
+        elector.step()  # lead at once when nobody does, before the first events arrive
+        threading.Thread(target=elector.run, name="adacot-leader-election", daemon=True).start()
     threading.Thread(target=_resync_forever, name="adacot-resync", daemon=True).start()
 
 
@@ -183,6 +193,11 @@ def _resync_forever(interval_s: float = TIMER_INTERVAL_S) -> None:
         resync()
 
 
+def _take_over() -> None:
+    """Just elected: reconcile everything seen while following, off the election's thread."""
+    threading.Thread(target=resync, name="adacot-takeover", daemon=True).start()
+
+
 def resync() -> None:
     """One pass of the safety net over the cache's resources (valid or not)."""
     for namespace, kind, name in CACHE.resources():
@@ -198,7 +213,10 @@ def _on_child_event(*, labels: Mapping[str, str], namespace: str | None, **_: An
 
 def _safely(func: Any, kind: str, namespace: str, name: str) -> None:
     """Event and timer handlers never raise into kopf (it would only log): the error is counted by
-    `reconciling` and logged here once; the next event or timer tick retries."""
+    `reconciling` and logged here once; the next event or timer tick retries. A follower (another
+    replica holds the Lease) does nothing: the leader's takeover resync catches up on what it skipped."""
+    if _State.elector is not None and not _State.elector.leading:
+        return
     try:
         func(kind, namespace, name)
     except Exception:

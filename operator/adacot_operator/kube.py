@@ -40,6 +40,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "Event": ("/api/v1", "events"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases"),
 }
 MERGE_PATCH = "application/merge-patch+json"
 COMPONENT = "adacot-operator"
@@ -97,6 +98,20 @@ class Kube:
         ns = manifest["metadata"].get("namespace", "default")
         try:
             self._call("POST", _collection(manifest["kind"], ns), body=manifest)
+        except KubeError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True
+
+    def replace(self, manifest: dict[str, Any]) -> bool:
+        """PUT the object as it is (its metadata.resourceVersion guards the write); False when someone
+        wrote it since (409 Conflict)."""
+        meta = manifest["metadata"]
+        try:
+            self._call(
+                "PUT", f"{_collection(manifest['kind'], meta['namespace'])}/{meta['name']}", body=manifest
+            )
         except KubeError as err:
             if err.status == 409:
                 return False

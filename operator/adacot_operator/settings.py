@@ -36,11 +36,19 @@ ENV_NAMES: dict[str, str] = {
     "claim_mount_root": "ADACOT_CLAIM_MOUNT_ROOT",
     "runtime_class_name": "ADACOT_RUNTIME_CLASS_NAME",
     "job_ttl_seconds_after_finished": "ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED",
+    "leader_election_namespace": "ADACOT_LEADER_ELECTION_NAMESPACE",
+    "leader_lease_seconds": "ADACOT_LEADER_LEASE_SECONDS",
 }
 """Field -> environment variable."""
 JSON_FIELDS = ("default_scheduling", "worker_extra_env")
 #: Fields a variable set empty makes None (unset, or empty for the rest, keeps the default).
-_EMPTY_IS_NONE = ("storage_class", "default_queue", "runtime_class_name", "job_ttl_seconds_after_finished")
+_EMPTY_IS_NONE = (
+    "storage_class",
+    "default_queue",
+    "runtime_class_name",
+    "job_ttl_seconds_after_finished",
+    "leader_election_namespace",
+)
 
 
 class SettingsError(ValueError):
@@ -86,6 +94,12 @@ class OperatorSettings(BaseModel):
     """ttlSecondsAfterFinished of child Jobs: finished Jobs (and their pods, logs) are deleted after it;
     None (empty variable): kept until the resource is deleted. Status does not need the Job once it has
     recorded the outcome (adacot_operator.status)."""
+    leader_election_namespace: str | None = None
+    """Namespace of the Lease `adacot-operator` the replicas elect their leader with (the chart: its
+    own namespace); None: no election, this process acts alone (one replica, tests, `kopf run`)."""
+    leader_lease_seconds: int = Field(default=15, ge=2, le=3600)
+    """How long a leader's Lease holds without renewal; a follower takes over after it expires. The
+    leader renews every third of it."""
 
     @field_validator(*_EMPTY_IS_NONE, mode="before")
     @classmethod

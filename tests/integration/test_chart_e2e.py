@@ -88,6 +88,9 @@ def operator_process(
         for arg in container["command"]
     ]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    downward = {"metadata.namespace": RELEASE_NS, "metadata.name": "adacot-7d9f-x2k4q"}  # as a kubelet would
+    env |= {e["name"]: downward[e["valueFrom"]["fieldRef"]["fieldPath"]]
+            for e in container["env"] if "fieldRef" in e.get("valueFrom", {})}  # fmt: skip
     env |= {"ADACOT_METRICS_PORT": str(metrics_port), "KUBECONFIG": str(kube_api.kubeconfig)}
     log = tmp_path / "operator.log"
     kopf = str(Path(sys.executable).with_name(command[0]))
@@ -132,8 +135,12 @@ def test_chart_operator_runs_on_the_emulator(
     assert pod["serviceAccountName"] == "adacot-worker" and pod["automountServiceAccountToken"] is False
     assert {c["image"] for c in pod["containers"]} == {"registry.internal/adacot/worker-cpu:e2e"}
 
-    scrape = wait_for("metrics", lambda: (r := _get(metrics)) is not None and r.status_code == 200 and r, log)
-    assert 'adacot_reconcile_total{kind="GradingRun",result="success"}' in scrape.text
+    reconciled = 'adacot_reconcile_total{kind="GradingRun",result="success"}'
+    wait_for("a reconcile in the metrics", lambda: reconciled in getattr(_get(metrics), "text", ""), log)
+    lease = kube_api.objects("leases", RELEASE_NS)  # the chart's replicas elect a leader
+    assert [(x["metadata"]["name"], x["spec"]["holderIdentity"]) for x in lease] == [
+        ("adacot-operator", "adacot-7d9f-x2k4q")
+    ]
 
     operator_calls = [e for e in kube_api.requests() if e["user_agent"].startswith(("kopf", "OpenAPI"))]
     assert operator_calls, json.dumps(kube_api.requests()[-5:])

@@ -5,7 +5,9 @@ liveness and Prometheus endpoints answer; a restarted operator adopts the Job in
 second one; the resource carries no finalizer, so deleting it with the operator stopped completes, garbage
 collection removes the Job and ConfigMap and keeps the volume (retention Retain). A Job whose pods the
 API server refuses (a ResourceQuota of no pods, the local kubelet as Job controller) shows as Running
-False, reason FailedCreate, with the API server's words.
+False, reason FailedCreate, with the API server's words. Two replicas with leader election: one
+Lease holder acts, the other only watches; the leader SIGKILLed, the follower takes the expired Lease
+and creates the next resource's Job, with no duplicate Job.
 
 The full four-kind chain with real stage pods is tests/integration/test_operator_e2e.py; this one needs
 no model, no kubelet and finishes in seconds.
@@ -46,13 +48,14 @@ def free_port() -> int:
 class Operator:
     """`kopf run -m adacot_operator.handlers` in its own process group, with its log in a file."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.kubeconfig, self.log = kubeconfig, log
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.kubeconfig, self.log, self.env = kubeconfig, log, env or {}
         self.metrics, self.health = free_port(), free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ADACOT_METRICS_PORT": str(self.metrics)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ADACOT_METRICS_PORT": str(self.metrics),
+               **self.env}  # fmt: skip
         kopf = str(Path(sys.executable).parent / "kopf")
         command = [kopf, "run", "-m", "adacot_operator.handlers", "--standalone", "--namespace", "default",
                    f"--liveness=http://127.0.0.1:{self.health}/healthz"]  # fmt: skip
@@ -199,3 +202,40 @@ def test_a_stage_whose_pods_are_refused_says_why(
     assert running["status"] == "False"
     assert "exceeded quota: no-pods" in running["message"] and "limited: pods=0" in running["message"]
     assert get(kubectl, "gradingrun", "qwen7b-pool")["status"]["phase"] != "Failed"  # quota may free up
+
+
+def test_two_replicas_elect_one_leader_and_the_follower_takes_over(kube_api: Any, tmp_path: Path) -> None:
+    kubectl = make_kubectl(kube_api)
+    kubectl("apply", "-f", str(REPO / "crds"))
+    election = {"ADACOT_LEADER_ELECTION_NAMESPACE": "default", "ADACOT_LEADER_LEASE_SECONDS": "3"}
+    replicas = [Operator(Path(kube_api.kubeconfig), tmp_path / f"{n}.log", election) for n in "ab"]
+    for replica in replicas:
+        replica.start()
+    try:
+        lease = until("a Lease holder", lambda: get(kubectl, "lease", "adacot-operator"), replicas[0])
+        holder = lease["spec"]["holderIdentity"]
+        leader, follower = sorted(replicas, key=lambda r: not holder.endswith(f"-{r.process.pid}"))  # type: ignore[union-attr]
+        assert holder.endswith(f"-{leader.process.pid}")  # type: ignore[union-attr]
+
+        def apply(name: str) -> None:
+            run = sample("GradingRun", "qwen7b-pool")
+            run["metadata"] = {"name": name, "namespace": "default"}
+            kubectl("apply", "-f", "-", input=json.dumps(run))
+
+        apply("first")
+        until("the first Job", lambda: get(kubectl, "job", child_name("GradingRun", "first")), leader)
+        until("the follower's metrics", lambda: follower.get(follower.metrics, "/metrics"), follower)
+        assert 'adacot_reconcile_total{kind="GradingRun"' not in follower.get(follower.metrics, "/metrics")
+
+        leader.stop(signal.SIGKILL)
+        apply("second")
+        until("the second Job, from the new leader",
+              lambda: get(kubectl, "job", child_name("GradingRun", "second")), follower)  # fmt: skip
+        taken = get(kubectl, "lease", "adacot-operator")["spec"]
+        assert taken["holderIdentity"].endswith(f"-{follower.process.pid}")  # type: ignore[union-attr]
+        assert taken["leaseTransitions"] == 1
+        jobs = kubectl("get", "jobs", "-o", "name").stdout.split()
+        assert sorted(jobs) == sorted(f"job.batch/{child_name('GradingRun', n)}" for n in ("first", "second"))
+    finally:
+        for replica in replicas:
+            replica.stop()

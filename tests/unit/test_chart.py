@@ -206,9 +206,17 @@ def test_defaults_watch_all_namespaces_with_cluster_rbac(rendered: dict[str, lis
 
 def test_operator_deployment_is_hardened(rendered: dict[str, list[dict[str, Any]]]) -> None:
     deploy = one(rendered["defaults"], "Deployment")
-    assert deploy["spec"]["replicas"] == 1
-    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas elect a leader on a Lease of the release namespace, named by their pod names
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"] == {"type": "RollingUpdate"}
     pod = deploy["spec"]["template"]["spec"]
+    env = {
+        e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        for e in pod["containers"][0]["env"]
+    }
+    assert (
+        env["ADACOT_LEADER_ELECTION_NAMESPACE"] == "metadata.namespace" and env["POD_NAME"] == "metadata.name"
+    )
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     main = pod["containers"][0]
@@ -231,8 +239,14 @@ def test_namespaced_watch_gets_roles_per_namespace(rendered: dict[str, list[dict
     cluster_rules_on_children = [r for r in cluster_rules if {"jobs", "pods"} & set(r["resources"])]
     assert cluster_rules_on_children == [], "namespaced mode must not grant cluster-wide access to children"
     roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r["rules"] for r in by_kind(objs, "Role")}
+    lease_rule = {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    }
     assert roles == {
-        (ns, "adacot-operator"): OPERATOR_RULES for ns in ("team-a", "team-b")
+        **{(ns, "adacot-operator"): OPERATOR_RULES for ns in ("team-a", "team-b")},
+        ("adacot-system", "adacot-leader-election"): [lease_rule],
     }  # none for workers
     accounts = {(a["metadata"]["namespace"], a["metadata"]["name"]) for a in by_kind(objs, "ServiceAccount")}
     assert accounts == {("adacot-system", "adacot"), ("team-a", "adacot-worker"), ("team-b", "adacot-worker")}
