@@ -152,10 +152,10 @@ class CommonSpec(ApiModel):
         "back to false to resume from the shards already written.",
     )
     scheduling: Scheduling = Field(default_factory=Scheduling, description="Node placement of the pods.")
-    queue: str | None = Field(
+    queue_name: str | None = Field(
         default=None,
-        description="Kueue LocalQueue; set as the kueue.x-k8s.io/"
-        "queue-name label on the child Jobs, which are created suspended.",
+        description="Kueue LocalQueue; set as the kueue.x-k8s.io/queue-name label on the child Jobs, "
+        "which are created suspended; was `queue` before issue 16.",
     )
     resources: Resources = Field(
         default_factory=lambda: Resources(gpus=1),

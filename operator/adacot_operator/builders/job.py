@@ -3,7 +3,7 @@
 Callers: adacot_operator.builders.children (build_children; also `is_multi_node`, which decides the
 headless Service). Pure functions returning Kubernetes-shaped dicts; the pod's volumes and mounts come
 in as arguments (adacot_operator.builders.volumes).
-Settings are defaults *under* the spec: spec.image, spec.serviceAccountName, spec.queue win over the
+Settings are defaults *under* the spec: spec.image, spec.serviceAccountName, spec.queueName win over the
 operator's; nodeSelector keys and tolerations/imagePullSecrets are unions (the spec wins a key clash);
 affinity, priorityClassName and runtimeClassName come from the spec when set.
 Secrets travel as `secretKeyRef` env vars named by `SecretRef.env_var` (what the stages read), so
@@ -191,7 +191,7 @@ def job(
     the resource is suspended. Finished Jobs expire after the settings' ttlSecondsAfterFinished (status
     keeps their outcome)."""
     meta = child_metadata(resource, _job_name(resource), annotations)
-    queue = resource.spec.queue or settings.default_queue
+    queue = resource.spec.queue_name or settings.default_queue
     if queue:
         meta["labels"][QUEUE_LABEL] = queue
     spec: dict[str, Any] = {

@@ -23,7 +23,7 @@ from adacot.cli.main import main
 
 ALL_CASES = [
     ("GradingRun", "qwen7b-pool", {}),
-    ("GradingRun", "qwen7b-eval", {"queue": "gpu-queue", "activeDeadlineSeconds": 3600}),
+    ("GradingRun", "qwen7b-eval", {"queueName": "gpu-queue", "activeDeadlineSeconds": 3600}),
     ("DifficultyBank", None, {"output": {"existingClaim": "shared", "subPath": "banks/qwen7b"}}),
     ("DistillationJob", None, {"scheduling": {"nodeSelector": {"pool": "a"}, "priorityClassName": "high"}}),
     ("SFTJob", None, {}),

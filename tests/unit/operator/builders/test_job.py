@@ -77,7 +77,7 @@ def test_a_spec_the_stage_rejects_exits_with_a_code_the_job_fails_on_at_once(tmp
 
 
 def test_kueue_queue_labels_the_job_and_creates_it_suspended() -> None:
-    queued = build(resource("GradingRun", "qwen7b-pool", queue="team-a"))["Job"]
+    queued = build(resource("GradingRun", "qwen7b-pool", queue_name="team-a"))["Job"]
     assert queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
     assert queued["spec"]["suspend"] is True
     assert "kueue.x-k8s.io/queue-name" not in queued["spec"]["template"]["metadata"]["labels"]
@@ -86,7 +86,9 @@ def test_kueue_queue_labels_the_job_and_creates_it_suspended() -> None:
     assert plain["spec"]["suspend"] is False
     default = build(resource("GradingRun", "qwen7b-pool"), OperatorSettings(default_queue="shared"))["Job"]
     assert default["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "shared"
-    own = build(resource("GradingRun", "qwen7b-pool", queue="mine"), OperatorSettings(default_queue="shared"))
+    own = build(
+        resource("GradingRun", "qwen7b-pool", queue_name="mine"), OperatorSettings(default_queue="shared")
+    )
     assert own["Job"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "mine"
     assert build(resource("GradingRun", "qwen7b-pool", suspend=True))["Job"]["spec"]["suspend"] is True
 
