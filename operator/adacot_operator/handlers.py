@@ -135,6 +135,9 @@ def _carry_out(kube: Kube, body: dict[str, Any], result: Plan) -> None:
         kube.create(manifest)
     if result.delete_job:
         kube.delete("Job", meta["namespace"], child_name(kind, meta["name"]))
+    if result.restart:  # pods gone before the Job is, so two generations of a stage never overlap
+        kube.delete("Job", meta["namespace"], child_name(kind, meta["name"]), propagation="Foreground")
+        kube.delete("ConfigMap", meta["namespace"], child_name(kind, meta["name"]))
     if result.patch:
         kube.patch_status(kind, meta["namespace"], meta["name"], result.patch)
     for event in result.events:

@@ -118,9 +118,10 @@ class Kube:
             raise
         return True
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
-        """Delete the object (dependents in the background); a missing one is not an error."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    def delete(self, kind: str, namespace: str, name: str, propagation: str = "Background") -> None:
+        """Delete the object (dependents in the background, or first with "Foreground"); a missing one
+        is not an error."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         self._call("DELETE", f"{_collection(kind, namespace)}/{name}", body=body, missing_ok=True)
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:

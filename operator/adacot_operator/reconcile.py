@@ -10,6 +10,9 @@ carries the `Plan` out; unit-tested without any API. The rules:
   idempotent by name, so a restarted operator that re-plans creates nothing twice;
 - `spec.suspend` deletes an unfinished Job (pods go with it) and keeps the ConfigMap and volumes; the
   next plan after resuming creates the Job again and the stage resumes from its shards;
+- a spec change that alters what an unfinished stage's pod would do (its Job's spec-hash differs from
+  the one the current spec builds) restarts it: Job (foreground) and ConfigMap deleted, both created
+  again by the next plan; fields that may not change after start are immutable in the CRD instead;
 - a Kueue-suspended Job is never touched (Kueue un-suspends it on admission);
 - every phase change, and every new reason a pod is stuck, becomes a Kubernetes Event.
 
@@ -39,7 +42,9 @@ _PHASE_CONDITION = {
     "Running": "Running",
     "Pending": "Running",
 }
-_STALLS = frozenset({failures.IMAGE_PULL_ERROR, failures.CRASH_LOOP, failures.UNSCHEDULABLE})
+_STALLS = frozenset(
+    {failures.IMAGE_PULL_ERROR, failures.CRASH_LOOP, failures.UNSCHEDULABLE, failures.FAILED_CREATE}
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class Plan:
     create: list[dict[str, Any]] = field(default_factory=list)
     """Children to create (each skipped when it already exists)."""
     delete_job: bool = False
+    restart: bool = False
+    """The unfinished Job runs an older spec: delete it (foreground: its pods first) and its ConfigMap;
+    the next plan creates both from the current spec and the stage resumes from what it wrote."""
     events: list[Event] = field(default_factory=list)
 
 
@@ -93,9 +101,17 @@ def plan(
     delete_job = _should_delete_job(resource, status, children)
     if delete_job:
         events.append(Event("Normal", "Suspended", "spec.suspend is true: deleted the Job, kept the volumes"))
+    seen = old.get("observedGeneration")  # None: no record of what was acted on, so no judgement
+    edited = seen is not None and seen != (resource.get("metadata") or {}).get("generation")
+    restart = not delete_job and edited and _runs_an_older_spec(status, children, build)
+    if restart:
+        why = "the spec changed while the stage ran: deleting its Job, created again from the new spec"
+        events.append(Event("Normal", "SpecChanged", f"{why}; it resumes from what it wrote"))
     events = transition_events(old, status) + events
     patch = {k: v for k, v in status.items() if old.get(k) != v}
-    return Plan(status=status, patch=patch, create=create, delete_job=delete_job, events=events)
+    return Plan(
+        status=status, patch=patch, create=create, delete_job=delete_job, restart=restart, events=events
+    )
 
 
 def transition_events(old: dict[str, Any], new: dict[str, Any]) -> list[Event]:
@@ -124,6 +140,31 @@ def _should_delete_job(resource: dict[str, Any], status: dict[str, Any], childre
     suspended = bool((resource.get("spec") or {}).get("suspend"))
     finished = status.get("phase") in ("Succeeded", "Ready", "Failed")
     return suspended and children.job is not None and not finished
+
+
+def _runs_an_older_spec(status: dict[str, Any], children: Children, build: Build) -> bool:
+    """An unfinished Job whose spec-hash differs from the Job the current spec builds (judged when the
+    generation moved past status.observedGeneration, i.e. once per edit). Fields that may
+    not change after start are immutable in the CRD (CEL); everything else that changes what the pod
+    does (image, resources, env, scheduling, inference settings) restarts it this way. A finished
+    stage is not re-run: delete and re-apply the resource for that."""
+    job = children.job
+    if job is None or job["metadata"].get("deletionTimestamp") or status.get("phase") not in _UNFINISHED:
+        return False
+    try:
+        wanted = next((c for c in build() if c.get("kind") == "Job"), None)
+    except ValueError:  # inputs not resolvable now: not the moment to judge
+        return False
+    have, want = _spec_hash(job), _spec_hash(wanted or {})
+    return have is not None and want is not None and have != want
+
+
+_UNFINISHED = frozenset({"Pending", "Queued", "Running"})
+
+
+def _spec_hash(obj: dict[str, Any]) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return next((str(v) for k, v in annotations.items() if k.endswith("/spec-hash")), None)
 
 
 def _waiting(status: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:

@@ -170,3 +170,30 @@ def test_a_job_expired_before_its_outcome_was_recorded_is_created_again() -> Non
     running = applied(POOL, plan(POOL, RUNNING, {}, NOW, never))
     gone = plan(running, Children(), {}, NOW, build)
     assert gone.create == CHILDREN and gone.status["phase"] == "Pending"
+
+
+def _hashed(obj: dict[str, Any], digest: str) -> dict[str, Any]:
+    meta = {**obj.get("metadata", {}), "annotations": {"adacot.dev/spec-hash": digest}}
+    return {**obj, "metadata": meta}
+
+
+def _edited_while(children: Children, built: str) -> Plan:
+    """Generation 2 of the pool, status from generation 1; the current spec builds a Job hashed `built`."""
+    first = plan(POOL, children, {}, NOW, never)
+    edited = {**applied(POOL, first), "metadata": {**POOL["metadata"], "generation": 2}}
+    rebuilt = [_hashed(c, built) if c["kind"] == "Job" else c for c in CHILDREN]
+    return plan(edited, children, {}, NOW, lambda: rebuilt)
+
+
+def test_a_spec_edit_that_changes_the_pod_restarts_the_unfinished_stage() -> None:
+    running = Children(job=_hashed(job(active=1), "old"), pods=[pod()])
+    p = _edited_while(running, built="new")
+    assert p.restart and not p.delete_job and p.create == []
+    assert ("Normal", "SpecChanged") in reasons(p)
+
+
+def test_an_edit_that_builds_the_same_job_or_comes_after_the_end_restarts_nothing() -> None:
+    running = Children(job=_hashed(job(active=1), "same"), pods=[pod()])
+    assert not _edited_while(running, built="same").restart  # e.g. a label on the resource only
+    done = Children(job=_hashed(job(conditions={"Complete": "True"}), "old"), pods=[pod()])
+    assert not _edited_while(done, built="new").restart  # finished: re-apply the resource to re-run
