@@ -7,7 +7,8 @@ collection removes the Job and ConfigMap and keeps the volume (retention Retain)
 API server refuses (a ResourceQuota of no pods, the local kubelet as Job controller) shows as Running
 False, reason FailedCreate, with the API server's words. Two replicas with leader election: one
 Lease holder acts, the other only watches; the leader SIGKILLed, the follower takes the expired Lease
-and creates the next resource's Job, with no duplicate Job.
+and creates the next resource's Job, with no duplicate Job. An edit of `spec.image` replaces the
+unfinished Job with one from the new spec; an edit of an immutable field is refused by the API server.
 
 The full four-kind chain with real stage pods is tests/integration/test_operator_e2e.py; this one needs
 no model, no kubelet and finishes in seconds.
@@ -239,3 +240,28 @@ def test_two_replicas_elect_one_leader_and_the_follower_takes_over(kube_api: Any
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_an_edit_of_how_the_stage_runs_restarts_its_job(cluster: tuple[Any, Operator]) -> None:
+    """`spec.image` changes what the pod does: the unfinished Job is replaced by one from the new spec
+    (and a SpecChanged event says so); an immutable field is refused by the API server instead."""
+    kubectl, operator = cluster
+    run = sample("GradingRun", "qwen7b-pool")
+    run["metadata"] = {"name": "qwen7b-pool", "namespace": "default"}
+    kubectl("apply", "-f", "-", input=json.dumps(run))
+    first = until("the Job", lambda: get(kubectl, "job", JOB), operator)
+    status = lambda: get(kubectl, "gradingrun", "qwen7b-pool")["status"]  # noqa: E731
+    until("observedGeneration 1", lambda: status().get("observedGeneration") == 1, operator)
+    kubectl("patch", "gradingrun", "qwen7b-pool", "--type=merge", "-p", '{"spec": {"image": "registry/x:2"}}')
+
+    def replaced() -> dict[str, Any] | None:
+        job = get(kubectl, "job", JOB)
+        return job if job["metadata"]["uid"] != first["metadata"]["uid"] else None
+
+    second = until("a Job from the new spec", replaced, operator)
+    assert {c["image"] for c in second["spec"]["template"]["spec"]["containers"]} == {"registry/x:2"}
+    events = get(kubectl, "events", "--field-selector", "involvedObject.name=qwen7b-pool")["items"]
+    assert "SpecChanged" in [e["reason"] for e in events]
+    refused = kubectl("patch", "gradingrun", "qwen7b-pool", "--type=merge", "-p",
+                      '{"spec": {"questions": {"path": "other.jsonl"}}}', check=False)  # fmt: skip
+    assert refused.returncode != 0 and "immutable" in refused.stderr
