@@ -20,7 +20,7 @@ from adacot.api.generation import Endpoint, PromptSpec, SamplingSpec, Verificati
 from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
 from adacot.api.status import DistillationJobStatus
-from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec, Resources
+from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED, CommonSpec, Resources, Shards
 
 LEVELS = ("0", "1", "2", "3", "4", "5")
 WEIGHTS_MESSAGE = "distribution.prior.weights must be strictly decreasing (level 1 weighs most)"
@@ -191,13 +191,7 @@ class DistillationJobSpec(CommonSpec):
     exports: list[Literal["sharegpt", "alpaca"]] = Field(
         default_factory=list, description="Extra formats besides TRL's messages format (LLaMA-Factory)."
     )
-    shards: int = Field(
-        default=1,
-        ge=1,
-        le=1024,
-        description="Pods of the Indexed Job, each taking the questions whose id hashes to it; was "
-        "`parallelism` before issue 16.",
-    )
+    shards: Shards = 1
     resources: Resources = Field(
         default_factory=Resources,
         description="Compute per pod; an in-pod teacher server needs GPUs.",

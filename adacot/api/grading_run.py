@@ -20,7 +20,7 @@ from adacot.api.resource import Resource, phase_columns
 from adacot.api.rules import cel, immutable, is_value, validations
 from adacot.api.status import GradingRunStatus
 from adacot.api.workload import SCHEDULING_WHILE_SUSPENDED as _SCHEDULING
-from adacot.api.workload import CommonSpec
+from adacot.api.workload import CommonSpec, Shards
 
 PRM_SOURCE_MESSAGE = (
     "grader.prm: llmJudge needs endpoint (and no model); other kinds need model (and no endpoint)"
@@ -232,13 +232,7 @@ class GradingRunSpec(CommonSpec):
     grader: GraderSpec = Field(
         default_factory=GraderSpec, description="Level assignment.", json_schema_extra=immutable("grader")
     )
-    shards: int = Field(
-        default=1,
-        ge=1,
-        le=1024,
-        description="Pods of the Indexed Job, each taking the questions whose id hashes to it; was "
-        "`parallelism` before issue 16.",
-    )
+    shards: Shards = 1
     bank_ref: LocalObjectReference | None = Field(
         default=None,
         description="The DifficultyBank this run feeds (the bank waits for it; not an input of this run).",

@@ -5,13 +5,24 @@ output volume). The operator turns them into Job and PVC fields; `adacot run` ig
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adacot.api.common import DNS1123_LABEL, ApiModel, LocalObjectReference, SecretRef
 from adacot.api.quantity import QUANTITY
 from adacot.api.rules import cel, check_one_of, immutable, one_of_rule, validations
+
+Shards = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=1024,
+        description="Pods of the Indexed Job, each taking the questions whose id hashes to it; was "
+        "`parallelism` before issue 16.",
+    ),
+]
+"""The `shards` field of the kinds that split their questions over pods (GradingRun, DistillationJob)."""
 
 
 class Toleration(ApiModel):
