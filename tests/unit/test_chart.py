@@ -87,7 +87,7 @@ FULL_VALUES: dict[str, Any] = {
             "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
             "priorityClassName": "batch-low",
         },
-        "queue": "team-queue",
+        "queueName": "team-queue",
         "storage": {"className": "fast-rwx", "size": "200Gi"},
         "jobTTLSecondsAfterFinished": 1000000,  # large: helm must not print it as 1e+06
     },
