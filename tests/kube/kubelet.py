@@ -9,9 +9,11 @@ through the API (shapes in tests/kube/kubelet_objects.py): active/ready/succeede
 completedIndexes, startTime, completionTime, conditions Suspended, Complete, Failed
 (BackoffLimitExceeded, DeadlineExceeded). Honours suspend (pods deleted and their process groups
 killed), parallelism, completions, Indexed completion mode, backoffLimit and
-activeDeadlineSeconds. A deleted Job's processes are killed. A pod the API server refuses (the
-emulator's ResourceQuota) becomes a Warning event FailedCreate on the Job, as the Job controller posts
-it, and is tried again on the next resync.
+activeDeadlineSeconds. A deleted Job's processes are killed. Pods with a subdomain (an Indexed
+Job's pods behind a headless Service, as multi-node SFT has them) resolve each other's
+`<hostname>.<subdomain>` names through an /etc/hosts of their own (`_publish_hosts`). A pod the API
+server refuses (the emulator's ResourceQuota) becomes a Warning event FailedCreate on the Job, as the
+Job controller posts it, and is tried again on the next resync.
 
 Used by the operator end-to-end tests and tests/kube/test_kubelet.py, against the emulator's kubeconfig.
 Limits: at most `max_running` pods run at once on this machine (others stay Pending, as on a full node);
@@ -53,7 +55,7 @@ from .kubelet_objects import (
     terminated_status,
     waiting_status,
 )
-from .kubelet_pods import VENV_BIN, PodConfigError, Rest, prepare, spawn, termination
+from .kubelet_pods import VENV_BIN, Mount, PodConfigError, Rest, prepare, spawn, termination
 
 log = logging.getLogger(__name__)
 JOBS = "/apis/batch/v1"
@@ -301,6 +303,9 @@ class LocalKubelet:
         run.pod.setdefault("status", {})["podIP"] = run.ip  # the downward API's status.podIP
         try:
             run.sandbox = prepare(self.rest, run.pod, self.volume_root, self.base_env)
+            hosts = self._publish_hosts(run)
+            if hosts is not None:  # the pod's DNS: a file of its own at /etc/hosts
+                run.sandbox.mounts.append(Mount(hosts, "/etc/hosts", read_only=True))
             run.process = spawn(run.sandbox)
         except PodConfigError as error:
             self._pod_status(run, waiting_status(run, error))
@@ -310,6 +315,35 @@ class LocalKubelet:
         process = run.process
         threading.Thread(target=self._wait_exit, args=(process, run.job), daemon=True).start()
         return True
+
+    def _publish_hosts(self, starting: PodRun) -> Path | None:
+        """Cluster DNS for a pod with a subdomain: one hosts file per (namespace, subdomain), rewritten
+        in place (so every pod that bind-mounted it sees the change) whenever a pod of it starts. It
+        holds this machine's /etc/hosts, then `<hostname>.<subdomain>[.<ns>[.svc[.cluster.local]]]`
+        for each started pod of the subdomain, as DNS answers for a headless Service of that name (no
+        Service: no names, as in a cluster). None for a pod without a subdomain."""
+        spec, namespace = starting.pod["spec"], starting.job[0]
+        subdomain = spec.get("subdomain")
+        if not subdomain:
+            return None
+        path = self.volume_root / "dns" / namespace / subdomain / "hosts"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [Path("/etc/hosts").read_text(errors="replace").rstrip("\n"), f"# pods of {subdomain}"]
+        if self.rest.get(f"/api/v1/namespaces/{namespace}/services/{subdomain}") is not None:
+            peers = [r for r in self.pods.values() if r.active and (r.process is not None or r is starting)]
+            for run in peers:
+                host = run.pod["spec"].get("hostname")
+                if run.job[0] == namespace and run.pod["spec"].get("subdomain") == subdomain and host:
+                    fqdn = f"{host}.{subdomain}.{namespace}.svc"
+                    names = [
+                        f"{fqdn}.cluster.local",
+                        fqdn,
+                        f"{host}.{subdomain}.{namespace}",
+                        f"{host}.{subdomain}",
+                    ]
+                    lines.append(f"{run.ip} {' '.join(names)}")
+        path.write_text("\n".join(lines) + "\n")  # in place: the bind mounts follow the inode
+        return path
 
     def _next_ip(self) -> str:
         """A loopback address of its own for each pod (all of 127/8 is loopback on Linux), so pods that

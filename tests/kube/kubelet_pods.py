@@ -9,19 +9,21 @@ expects them. Called by tests/kube/kubelet.py (the controller loop) only.
 
 Limits: no image (the command runs with this machine's filesystem and the venv's `adacot`, `python`,
 `torchrun` first on PATH); a missing mountPath is created by an overlay on its nearest existing ancestor
-(never `/`, nor an ancestor of the volume root; a tmpfs where the overlay
-fails, hiding that ancestor's content from the pod); the termination message goes to $ADACOT_TERMINATION_LOG
-(a file outside the pod; /dev/termination-log cannot be created without a device filesystem);
-no network namespace (each pod's IP is a loopback address of its own, 127.x.y.z, the one
-status.podIP reports; no pod DNS), no resource limits, no securityContext (the process runs as this
-user), one container, no init containers; an emptyDir mounted at /tmp is not mounted (the pod's own
-directories, its termination log included, live under this machine's /tmp, which an empty /tmp would
-hide): the pod writes to the shared /tmp.
+(never `/`, nor an ancestor of the volume root; a tmpfs where the overlay fails, hiding that ancestor's
+content from the pod); the termination message goes to $ADACOT_TERMINATION_LOG (a file outside the pod;
+/dev/termination-log cannot be created without a device filesystem); no network namespace (each pod's IP
+is a loopback address of its own, 127.x.y.z, the one status.podIP reports; pod DNS only for a subdomain's
+pods, through a bind-mounted /etc/hosts written by the kubelet), a PID namespace with its own /proc where
+this machine allows one, no resource limits, no securityContext (the process runs as this user), one
+container, no init containers; an emptyDir mounted at /tmp is not mounted (the pod's own directories, its
+termination log included, live under this machine's /tmp, which an empty /tmp would hide): the pod writes
+to the shared /tmp.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import shlex
 import subprocess
@@ -276,15 +278,28 @@ def _field_value(pod: dict[str, Any], path: str) -> str:
 
 
 def spawn(sandbox: PodSandbox) -> subprocess.Popen[bytes]:
-    """Start the container: `unshare -rm` + overlays + bind mounts, then exec the command (own session,
-    so the whole process tree can be signalled as one group)."""
+    """Start the container: `unshare -rm` + overlays + bind mounts, then the command (own session, so
+    the process group can be signalled as one). A PID namespace of its own, as a container has: its
+    init is the shell, which runs the command as a child and exits with its code, and when that init
+    dies the kernel kills every process left in the pod, those that started sessions of their own too
+    (torchrun's workers), as when a container is killed."""
     script = _mount_script(sandbox)
     with sandbox.log.open("ab") as log:
         return subprocess.Popen(
-            ["unshare", "-rm", "--", "/bin/sh", "-c", script, "pod", *sandbox.argv],
+            ["unshare", "-rm", *_pid_namespace(), "--", "/bin/sh", "-c", script, "pod", *sandbox.argv],
             env=sandbox.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
+
+
+@functools.cache
+def _pid_namespace() -> tuple[str, ...]:
+    """unshare's flags for a PID namespace with its own /proc (so pids read from /proc are the pod's
+    own, as in a container); none where this machine refuses it (a container that masks /proc): pods
+    then share this machine's PID namespace and a killed pod may leave processes that left its group."""
+    flags = ("--pid", "--fork", "--mount-proc")
+    probe = subprocess.run(["unshare", "-rm", *flags, "--", "true"], capture_output=True, check=False)
+    return flags if probe.returncode == 0 else ()
 
 
 def _mount_script(sandbox: PodSandbox) -> str:
@@ -307,7 +322,7 @@ def _mount_script(sandbox: PodSandbox) -> str:
         if mount.read_only:
             lines.append(f"mount -o remount,bind,ro {target}")
     lines.append(f"cd {shlex.quote(sandbox.workdir)}")
-    lines.append('exec "$@"')
+    lines.append('"$@"')  # not exec: the shell stays the pod's init (see `spawn`)
     return "\n".join(lines)
 
 

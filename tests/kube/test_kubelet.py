@@ -4,8 +4,9 @@ Hand-written Jobs running `python -c` programs: an Indexed Job (env from value /
 fieldRef, JOB_COMPLETION_INDEX, a ConfigMap file volume and a PVC with subPath at their real
 mountPaths, the termination message into pod status), failure with retries up to backoffLimit and the
 log fallback, suspend (pods deleted, processes killed) and resume, activeDeadlineSeconds, a pod waiting
-for a missing Secret, a deleted Job's process killed, and pods beyond the node's `max_running` slots
-left Pending.
+for a missing Secret, a deleted Job's process killed (with the processes that left its session: the
+pod's PID namespace), pods beyond the node's `max_running` slots left Pending, and the pods of a
+headless Service resolving each other's `<hostname>.<subdomain>` names.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,8 +166,9 @@ def test_suspend_kills_the_process_and_resume_runs_it_again(
     kubectl(kube_api, "patch", "job", "pausable", "--type=merge", "-p", '{"spec": {"suspend": true}}')
     wait(kube_api, "job/pausable", "condition=Suspended")
     assert pods(kube_api, "pausable") == []  # deleted before the Job was marked Suspended
-    (first_pid,) = (int(line) for line in started.read_text().split())
-    assert not Path(f"/proc/{first_pid}").exists()  # the process group was killed with the pod
+    assert len(started.read_text().split()) == 1
+    (first,) = kubelet.pods_of("pausable")
+    assert first.process is not None and first.process.poll() is not None  # killed with the pod
     assert get(kube_api, "job", "pausable")["status"]["active"] == 0
 
     kubectl(kube_api, "patch", "job", "pausable", "--type=merge", "-p", '{"spec": {"suspend": false}}')
@@ -252,3 +255,92 @@ def test_each_pod_gets_its_own_loopback_ip_through_the_downward_api(
     ips = [pod["status"]["podIP"] for pod in found]
     assert len(set(ips)) == 2 and all(ip.startswith("127.") and ip != "127.0.0.1" for ip in ips)
     assert [terminated(pod)["message"] for pod in found] == ips
+
+
+PEER = """
+    import os, pathlib, socket, time
+    index = int(os.environ["JOB_COMPLETION_INDEX"])
+    peer = f"peers-{1 - index}.grp"
+    deadline = time.monotonic() + 60
+    while True:  # the peer's name appears once it has started (as in cluster DNS)
+        try:
+            address = socket.gethostbyname(peer)
+            break
+        except socket.gaierror:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    own = socket.gethostbyname(f"peers-{index}.grp.default.svc.cluster.local")
+    pathlib.Path(os.environ["ADACOT_TERMINATION_LOG"]).write_text(f"{own} {address}")
+"""
+
+
+def test_pods_of_a_headless_service_resolve_each_other_by_hostname(
+    kube_api: KubeApi, kubelet: LocalKubelet
+) -> None:
+    headless = {"clusterIP": "None", "selector": {"app": "peers"}, "ports": [{"port": 29500}]}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "grp", "namespace": NS},
+               "spec": headless}  # fmt: skip
+    both = job("peers", PEER, completionMode="Indexed", completions=2, parallelism=2,
+               pod={"subdomain": "grp"})  # fmt: skip
+    apply(kube_api, service, both)
+    wait(kube_api, "job/peers", "condition=Complete")
+    found = {pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: pod
+             for pod in pods(kube_api, "peers")}  # fmt: skip
+    ips = {index: pod["status"]["podIP"] for index, pod in found.items()}
+    assert terminated(found["0"])["message"] == f"{ips['0']} {ips['1']}"
+    assert terminated(found["1"])["message"] == f"{ips['1']} {ips['0']}"
+
+
+def test_without_its_service_a_subdomain_name_does_not_resolve(
+    kube_api: KubeApi, kubelet: LocalKubelet
+) -> None:
+    program = """
+        import socket
+        try:
+            socket.gethostbyname("alone-0.nosvc")
+        except socket.gaierror:
+            raise SystemExit(0)
+        raise SystemExit(3)
+    """
+    apply(kube_api, job("alone", program, completionMode="Indexed", completions=1, parallelism=1,
+                        pod={"subdomain": "nosvc"}))  # fmt: skip
+    wait(kube_api, "job/alone", "condition=Complete")
+
+
+def _with_env(marker: str) -> list[int]:
+    """Pids (on this machine) of processes whose environment holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_deleted_pod_takes_processes_that_left_its_session_with_it(
+    kube_api: KubeApi, kubelet: LocalKubelet, tmp_path: Path
+) -> None:
+    """As torchrun's workers do (start_new_session): killing the pod's process group misses them, the
+    pod's PID namespace does not."""
+    ready = tmp_path / "ready"
+    program = f"""
+        import pathlib, subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        pathlib.Path({str(ready)!r}).touch()
+        time.sleep(600)
+    """
+    marker = f"POD_MARK_{tmp_path.name}"
+    apply(kube_api, job("escapee", program, container={"env": [{"name": marker, "value": "1"}]}))
+    wait(kube_api, "job/escapee", "jsonpath={.status.ready}=1")
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:  # the detached child has been started
+        time.sleep(0.05)
+    assert len(_with_env(marker)) >= 3  # the pod's init shell, its program, the detached child
+    kubectl(kube_api, "delete", "job", "escapee", "--wait=true")
+    deadline = time.monotonic() + 30
+    while _with_env(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _with_env(marker) == []
