@@ -4,6 +4,7 @@ output volume). The operator turns them into Job and PVC fields; `adacot run` ig
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -140,6 +141,136 @@ class OutputSpec(ApiModel):
         return self
 
 
+class PodTemplateMetadata(ApiModel):
+    """Labels and annotations added to the stage's pods."""
+
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra pod labels. The operator's own (adacot.dev/*, app.kubernetes.io/managed-by) "
+        "cannot be set here: the spec is refused naming the label.",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra pod annotations; keys under the operator's prefix (adacot.dev/) are refused.",
+    )
+
+
+class VolumeMount(ApiModel):
+    """A core/v1 VolumeMount of the stage container, for a volume of podTemplate.spec.volumes."""
+
+    name: str = Field(min_length=1, description="Name of a volume in spec.podTemplate.spec.volumes.")
+    mount_path: str = Field(
+        pattern=r"^/",
+        description="Absolute path in the container; the operator's own mount paths (the spec file, "
+        "/dev/shm, /tmp, HOME, anything under the claim mount root /mnt/adacot) are refused.",
+    )
+    read_only: bool = Field(default=False, description="Mount read-only.")
+    sub_path: str | None = Field(
+        default=None, pattern=r"^[^/]", description="Path inside the volume to mount instead of its root."
+    )
+
+
+class PodTemplateSpec(ApiModel):
+    """Pod-spec fields merged onto the pod the operator builds (operator-owned fields win: see
+    docs/security.md). Host namespaces, hostPath volumes, privileged or root containers, added
+    capabilities and other ServiceAccounts are refused unless the operator's podPolicy allows them."""
+
+    volumes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="core/v1 Volume objects added to the pod (configMap, secret, persistentVolumeClaim, "
+        "emptyDir, csi, projected, downwardAPI, ephemeral; hostPath and other types only where the "
+        "operator's podPolicy allows them). A name the operator uses is refused.",
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list, description="Mounts of these volumes in the stage container."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description="Extra environment variables of the stage container, like spec.env (a name in both "
+        "must have the same value); adacot's own variables (ADACOT_*, HOME, the rendezvous) are refused.",
+    )
+    security_context: dict[str, Any] | None = Field(
+        default=None,
+        description="A core/v1 PodSecurityContext merged over the operator's restricted one: runAsUser, "
+        "runAsGroup, fsGroup, supplementalGroups, fsGroupChangePolicy, seLinuxOptions, sysctls. "
+        "runAsNonRoot and seccompProfile stay the operator's; root needs podPolicy.allowRunAsRoot.",
+    )
+    container_security_context: dict[str, Any] | None = Field(
+        default=None,
+        description="A core/v1 SecurityContext for the stage container, merged over the operator's: "
+        "allowPrivilegeEscalation false and capabilities.drop [ALL] stay; privileged, added "
+        "capabilities and root need the operator's podPolicy.",
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets for pulling the image (added to spec.imagePullSecrets)."
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount of the pods (same as spec.serviceAccountName); one other than the "
+        "operator's worker account needs podPolicy.allowedServiceAccounts.",
+    )
+    scheduler_name: str | None = Field(default=None, description="Scheduler of the pods (e.g. volcano).")
+    priority_class_name: str | None = Field(
+        default=None, description="PriorityClass of the pods (same as spec.scheduling.priorityClassName)."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pods tolerate (added to spec.scheduling's)."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels the pods require (merged with spec.scheduling.nodeSelector; a key in "
+        "both must have the same value).",
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None,
+        description="A core/v1 Affinity object (same as spec.scheduling.affinity; set one of the two).",
+    )
+    host_network: bool = Field(
+        default=False, description="Use the node's network namespace; needs podPolicy.allowHostNamespaces."
+    )
+    host_pid: bool = Field(
+        default=False,
+        alias="hostPID",
+        description="Use the node's PID namespace; needs podPolicy.allowHostNamespaces.",
+    )
+    host_ipc: bool = Field(
+        default=False,
+        alias="hostIPC",
+        description="Use the node's IPC namespace; needs podPolicy.allowHostNamespaces.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PodTemplateSpec:
+        names: list[str] = []
+        for i, volume in enumerate(self.volumes):
+            name = volume.get("name")
+            if not isinstance(name, str) or not re.fullmatch(DNS1123_LABEL, name) or len(name) > 63:
+                raise ValueError(f"volumes[{i}].name: a volume needs a name that is a DNS-1123 label")
+            if name in names:
+                raise ValueError(f"volumes[{i}].name: volume {name} is defined twice")
+            names.append(name)
+        paths: set[str] = set()
+        for i, mount in enumerate(self.volume_mounts):
+            if mount.name not in names:
+                raise ValueError(f"volumeMounts[{i}].name: {mount.name} is not a volume of podTemplate.spec")
+            if mount.mount_path in paths:
+                raise ValueError(f"volumeMounts[{i}].mountPath: {mount.mount_path} is mounted twice")
+            paths.add(mount.mount_path)
+        return self
+
+
+class PodTemplate(ApiModel):
+    """Overrides of the stage's pods: a subset of a core/v1 PodTemplateSpec, merged onto what the
+    operator builds (operator-owned fields win; a conflict is refused with a message naming the field)."""
+
+    metadata: PodTemplateMetadata = Field(
+        default_factory=PodTemplateMetadata, description="Labels and annotations of the pods."
+    )
+    spec: PodTemplateSpec = Field(
+        default_factory=PodTemplateSpec, description="Pod-spec fields merged onto the stage's pod."
+    )
+
+
 def _default_output() -> OutputSpec:
     return OutputSpec(create=VolumeClaimSpec())
 
@@ -189,11 +320,45 @@ class CommonSpec(ApiModel):
         json_schema_extra=immutable("output"),
     )
     env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    pod_template: PodTemplate | None = Field(
+        default=None,
+        description="Overrides of the stage's pods (labels, annotations, volumes, env, securityContext, "
+        "serviceAccountName, schedulerName, placement), merged onto what the operator builds; "
+        "spec.image, imagePullSecrets, serviceAccountName, env and scheduling are shorthands for the "
+        "same fields: a value in both places must agree.",
+    )
 
     @model_validator(mode="after")
     def _secret_variables_distinct(self) -> CommonSpec:
         check_secret_variables(secret_refs(self))
         return self
+
+    @model_validator(mode="after")
+    def _pod_template_agrees(self) -> CommonSpec:
+        if self.pod_template is not None:
+            check_shorthands(self, self.pod_template.spec)
+        return self
+
+
+def check_shorthands(spec: CommonSpec, over: PodTemplateSpec) -> None:
+    """A field set both as a spec shorthand and in spec.podTemplate.spec must have one value."""
+    pairs: list[tuple[str, Any, Any]] = [
+        ("serviceAccountName", spec.service_account_name, over.service_account_name),
+        ("scheduling.priorityClassName", spec.scheduling.priority_class_name, over.priority_class_name),
+        ("scheduling.affinity", spec.scheduling.affinity, over.affinity),
+    ]
+    pairs += [
+        (f"scheduling.nodeSelector[{key}]", spec.scheduling.node_selector.get(key), value)
+        for key, value in over.node_selector.items()
+    ]
+    env = {var.name: var for var in spec.env}
+    pairs += [(f"env[{var.name}]", env.get(var.name), var) for var in over.env]
+    for field, short, full in pairs:
+        if short is not None and full is not None and short != full:
+            target = field.removeprefix("scheduling.")
+            raise ValueError(
+                f"spec.{field} and spec.podTemplate.spec.{target} set different values; set it in one place"
+            )
 
 
 def secret_refs(model: BaseModel) -> Iterator[SecretRef]:

@@ -17,7 +17,9 @@ carries the `Plan` out; unit-tested without any API. The rules:
 - every phase change, and every new reason a pod is stuck, becomes a Kubernetes Event.
 
 Limits: a build that fails because a producer's output location is unknown waits (InputsReady False)
-rather than failing (resolve.InputsError).
+rather than failing (resolve.InputsError); one the pod policy refuses (policy.Refused: a hostPath volume,
+another ServiceAccount, ...) ends Failed, reason ValidationFailed, naming the field and the setting; an
+edit refused while a Job runs leaves that Job running its older spec.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 from adacot_operator import failures
 from adacot_operator.failures import condition_of
+from adacot_operator.policy import Refused
 from adacot_operator.status import Children, Key, compute_status
 
 #: The condition that explains each phase (its reason and message go into the phase's Event).
@@ -93,6 +96,8 @@ def plan(
     if _should_create(status, children):
         try:
             create = build()
+        except Refused as err:
+            status = _refused(status, str(err), now)
         except ValueError as err:
             status = _waiting(status, str(err), now)
         else:
@@ -153,7 +158,7 @@ def _runs_an_older_spec(status: dict[str, Any], children: Children, build: Build
         return False
     try:
         wanted = next((c for c in build() if c.get("kind") == "Job"), None)
-    except ValueError:  # inputs not resolvable now: not the moment to judge
+    except (ValueError, Refused):  # inputs not resolvable now, or refused: not the moment to judge
         return False
     have, want = _spec_hash(job), _spec_hash(wanted or {})
     return have is not None and want is not None and have != want
@@ -179,6 +184,23 @@ def _waiting(status: dict[str, Any], message: str, now: datetime) -> dict[str, A
     }
     conditions = [_set(c, new[c["type"]], stamp) if c["type"] in new else c for c in status["conditions"]]
     return {**status, "conditions": conditions, "phase": "WaitingForInputs"}
+
+
+def _refused(status: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:
+    """`status` Failed with reason ValidationFailed: the operator's pod policy, or a conflict of
+    spec.podTemplate with what the operator owns, refused the spec (adacot_operator.policy.Refused).
+    Re-checked on every reconcile like any validation failure, so fixing the spec or the policy resumes."""
+    stamp = now.isoformat().replace("+00:00", "Z")
+    reason = failures.VALIDATION_FAILED
+    new = {
+        "Failed": {"status": "True", "reason": reason, "message": message},
+        "Running": {"status": "False", "reason": reason, "message": ""},
+        "Ready": {"status": "False", "reason": reason, "message": message},
+        "Reconciling": {"status": "False", "reason": reason, "message": ""},
+        "Stalled": {"status": "True", "reason": reason, "message": message},
+    }
+    conditions = [_set(c, new[c["type"]], stamp) if c["type"] in new else c for c in status["conditions"]]
+    return {**status, "conditions": conditions, "phase": "Failed"}
 
 
 def _set(condition: dict[str, Any], update: dict[str, str], stamp: str) -> dict[str, Any]:

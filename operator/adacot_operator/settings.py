@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from adacot import __version__
 from adacot.api.loader import format_path
@@ -38,9 +39,10 @@ ENV_NAMES: dict[str, str] = {
     "job_ttl_seconds_after_finished": "ADACOT_JOB_TTL_SECONDS_AFTER_FINISHED",
     "leader_election_namespace": "ADACOT_LEADER_ELECTION_NAMESPACE",
     "leader_lease_seconds": "ADACOT_LEADER_LEASE_SECONDS",
+    "pod_policy": "ADACOT_POD_POLICY",
 }
 """Field -> environment variable."""
-JSON_FIELDS = ("default_scheduling", "worker_extra_env")
+JSON_FIELDS = ("default_scheduling", "worker_extra_env", "pod_policy")
 #: Fields a variable set empty makes None (unset, or empty for the rest, keeps the default).
 _EMPTY_IS_NONE = (
     "storage_class",
@@ -53,6 +55,39 @@ _EMPTY_IS_NONE = (
 
 class SettingsError(ValueError):
     """An environment variable holds a value the operator cannot use; the message names it."""
+
+
+class PodPolicy(BaseModel):
+    """What a resource's spec may ask of its pods beyond the restricted Pod Security profile (chart
+    values `podPolicy`, variable ADACOT_POD_POLICY as JSON with these camelCase keys). Everything
+    defaults to refused: whoever may create adacot resources must not gain through the operator what
+    they could not do with pods of their own (adacot_operator.policy, docs/security.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, alias_generator=to_camel,
+        populate_by_name=True,
+    )  # fmt: skip
+
+    allow_privileged: bool = False
+    """Privileged containers, allowPrivilegeEscalation, unconfined seccomp/AppArmor, unmasked /proc,
+    unsafe sysctls, custom SELinux types: what the baseline Pod Security profile forbids."""
+    allow_host_namespaces: bool = False
+    """podTemplate.spec hostNetwork, hostPID and hostIPC."""
+    allow_host_path: bool = False
+    """hostPath volumes."""
+    allow_run_as_root: bool = False
+    """runAsUser 0 or runAsNonRoot false (pod or container)."""
+    allowed_capabilities: list[str] = Field(default_factory=list)
+    """Capabilities a container may add (e.g. IPC_LOCK, SYS_NICE); "*" allows any."""
+    allowed_service_accounts: list[str] = Field(default_factory=list)
+    """ServiceAccounts (glob patterns) a spec may name besides the operator's worker account."""
+    allowed_images: list[str] = Field(default_factory=list)
+    """Images (glob patterns over the whole reference, `*` crossing `/`) spec.image may name; empty:
+    the worker image's repository directory (ghcr.io/adacot/* for the default image). The worker
+    image itself is always allowed; ["*"] allows any."""
+    allowed_volume_types: list[str] = Field(default_factory=list)
+    """Volume types allowed besides the restricted profile's (configMap, csi, downwardAPI, emptyDir,
+    ephemeral, persistentVolumeClaim, projected, secret), e.g. nfs; hostPath has allowHostPath."""
 
 
 class OperatorSettings(BaseModel):
@@ -100,6 +135,8 @@ class OperatorSettings(BaseModel):
     leader_lease_seconds: int = Field(default=15, ge=2, le=3600)
     """How long a leader's Lease holds without renewal; a follower takes over after it expires. The
     leader renews every third of it."""
+    pod_policy: PodPolicy = Field(default_factory=PodPolicy)
+    """What specs may ask of their pods beyond the restricted profile (PodPolicy); default: nothing."""
 
     @field_validator(*_EMPTY_IS_NONE, mode="before")
     @classmethod

@@ -252,14 +252,16 @@ def test_an_edit_of_how_the_stage_runs_restarts_its_job(cluster: tuple[Any, Oper
     first = until("the Job", lambda: get(kubectl, "job", JOB), operator)
     status = lambda: get(kubectl, "gradingrun", "qwen7b-pool")["status"]  # noqa: E731
     until("observedGeneration 1", lambda: status().get("observedGeneration") == 1, operator)
-    kubectl("patch", "gradingrun", "qwen7b-pool", "--type=merge", "-p", '{"spec": {"image": "registry/x:2"}}')
+    image = "ghcr.io/adacot/worker:x2"  # in the default podPolicy.allowedImages (ghcr.io/adacot/*)
+    edit = json.dumps({"spec": {"image": image}})
+    kubectl("patch", "gradingrun", "qwen7b-pool", "--type=merge", "-p", edit)
 
     def replaced() -> dict[str, Any] | None:
         job = get(kubectl, "job", JOB)
         return job if job["metadata"]["uid"] != first["metadata"]["uid"] else None
 
     second = until("a Job from the new spec", replaced, operator)
-    assert {c["image"] for c in second["spec"]["template"]["spec"]["containers"]} == {"registry/x:2"}
+    assert {c["image"] for c in second["spec"]["template"]["spec"]["containers"]} == {image}
     events = get(kubectl, "events", "--field-selector", "involvedObject.name=qwen7b-pool")["items"]
     assert "SpecChanged" in [e["reason"] for e in events]
     refused = kubectl("patch", "gradingrun", "qwen7b-pool", "--type=merge", "-p",

@@ -16,8 +16,11 @@ Every child carries the adacot.dev/{kind,name,stage} labels, app.kubernetes.io/m
 `<prefix>/spec-hash`: the hash of the resolved document, the stage command and where each input is
 read from (claim, sub-path), so it changes with anything the pod would do differently and not with
 server metadata, spec.suspend or the operator's settings.
+spec.podTemplate is merged onto the Job's pod template (builders.overrides); what the operator's pod
+policy refuses (adacot_operator.policy) raises policy.Refused before anything is built.
 Limits: raises InputsError (resolve) when a producer's output is unknown, ValueError when the resource
-has no metadata.uid; creating, comparing and deleting objects is the handlers' job.
+has no metadata.uid, policy.Refused (not a ValueError) on a refused or conflicting override;
+creating, comparing and deleting objects is the handlers' job.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ from adacot.api import AnyResource
 from adacot.api.stage_pod import stage_name
 from adacot_operator.builders.configmap import config_map
 from adacot_operator.builders.job import container_env, is_multi_node, job, pod_template
+from adacot_operator.builders.overrides import apply_overrides
 from adacot_operator.builders.service import headless_service
 from adacot_operator.builders.volumes import output_claim, pod_mounts, pod_volumes
 from adacot_operator.names import child_name, spec_hash, spec_hash_annotation
+from adacot_operator.policy import check as check_pod_policy
 from adacot_operator.resolve import (
     SPEC_PATH,
     ResolvedInputs,
@@ -53,6 +58,7 @@ def build_children(
     resource: AnyResource, inputs: ResolvedInputs, settings: OperatorSettings
 ) -> list[dict[str, Any]]:
     """ConfigMap, PVC (when created), headless Service (multi-node SFT) and Job of `resource`."""
+    check_pod_policy(resource, settings)
     root = settings.claim_mount_root
     name = child_name(resource.kind, resource.metadata.name)
     mounts = input_mounts(resource, inputs, root)
@@ -71,6 +77,7 @@ def build_children(
         (pod_volumes(resource, name, claims, mounts), pod_mounts(resource, root, claims, mounts)),
         annotations,
     )
+    template = apply_overrides(template, resource, settings)
     children = [config_map(resource, name, document, annotations)]
     claim = output_claim(resource, settings, annotations)
     children += [claim] if claim is not None else []

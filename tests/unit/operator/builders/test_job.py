@@ -109,6 +109,10 @@ def test_chart_defaults_merge_under_spec_values() -> None:
             "ADACOT_WORKER_EXTRA_ENV": json.dumps(
                 [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "PLAIN", "value": "chart"}]
             ),
+            # spec.image and spec.serviceAccountName below are the admin's to allow (adacot_operator.policy)
+            "ADACOT_POD_POLICY": json.dumps(
+                {"allowedImages": ["mine:*"], "allowedServiceAccounts": ["own-*"]}
+            ),
         }
     )
     res = resource(
