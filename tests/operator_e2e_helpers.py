@@ -1,6 +1,7 @@
 """The pieces of the operator end-to-end tests: kubectl against the emulator, the operator as a real
 `kopf run` process, the claims the local kubelet maps to directories, and the four-kind chain on the
-session's tiny model (grading and distillation against the session's vLLM server, SFT on CPU).
+session's tiny model (grading and distillation against the session's vLLM server, SFT on CPU), and a
+proxy in front of that server that holds a stage's requests until the test lets them through.
 
 Used by tests/integration/test_operator_e2e.py only. The chain copies the light settings of
 tests/integration/test_runner.py (few questions, short sampling, the question made solvable from the
@@ -15,6 +16,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +157,70 @@ def condition(resource: dict[str, Any], kind: str) -> dict[str, Any]:
     found = [c for c in (resource.get("status") or {}).get("conditions") or [] if c["type"] == kind]
     assert found, f"{resource['kind']}/{resource['metadata']['name']} has no {kind} condition: {resource}"
     return dict(found[0])
+
+
+class GatedProxy:
+    """An OpenAI-compatible endpoint in front of `upstream` that holds every request until `open()`:
+    a stage whose requests go through it is provably mid-run while closed (`arrived` is set once the
+    first request waits). Requests and answers pass through unchanged, so seeded outputs stay the same."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.arrived, self._open = threading.Event(), threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _forwarding(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def open(self) -> None:
+        self._open.set()
+
+    def __enter__(self) -> GatedProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._open.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def forward(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        if method == "POST":
+            self.arrived.set()
+            self._open.wait()
+        url = self.upstream + path.removeprefix("/v1")
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def _forwarding(proxy: GatedProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._reply(*proxy.forward("GET", self.path, None))
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._reply(*proxy.forward("POST", self.path, body))
+
+        def _reply(self, status: int, payload: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler

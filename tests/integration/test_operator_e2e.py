@@ -8,6 +8,10 @@ process, the stages' Jobs run by the local kubelet (tests/kube/kubelet.py) as `a
   progress in `kubectl get adacot` (the pods write nothing to the API), artifacts where
   status.output says with the sha256 it reports; a forged status.output (another claim and path,
   patched in while the operator is down) put back to the spec's location and mounted by no Job;
+- the same chain under two operator replicas electing a leader on a Lease: the leader SIGKILLed while
+  the DistillationJob's pod is mid-run (its teacher requests held by a proxy), the follower takes the
+  Lease and completes the chain; each child created once (the emulator's request log), the
+  distillation finished in the Job and pod it had started in;
 - a GradingRun held mid-stage by a server that stalls on one question: the operator SIGKILLed and
   restarted (same Job, same process), then suspend (Job deleted, process killed) and resume (a new
   pod grades only the questions not yet logged, each question once in the artifact);
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from conftest import VllmServer, process_wait
 from fault_server import FaultServer
 from kube.kubelet import LocalKubelet
 from operator_e2e_helpers import (
+    GatedProxy,
     Kubectl,
     Operator,
     chain,
@@ -164,6 +171,91 @@ def test_the_chain_runs_to_complete_through_a_suspend_and_an_operator_restart(
     assert "attacker/poisoned" not in json.dumps(jobs)  # no consumer mounted the forged location
     kept = (volume_root / "pvc").rglob("DistillationJob/distil/data/*")
     assert any(special in path.read_text(errors="ignore") for path in kept if path.is_file())
+
+
+def test_the_leader_killed_mid_chain_the_follower_completes_it_without_duplicate_children(
+    kube_api: Any,
+    cluster: tuple[Kubectl, Path, LocalKubelet],
+    tiny_lm: Path,
+    vllm_server: VllmServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two replicas electing a leader on a 4 s Lease run the chain; the leader is SIGKILLed while the
+    DistillationJob's pod is mid-run (its teacher requests held by a proxy until the follower leads):
+    the follower takes the Lease and completes the chain; every child was created once (the emulator's
+    request log), and the distillation finished in the Job and pod that were running at the kill."""
+    kubectl, volume_root, kubelet = cluster
+    rows, stop, _ = pool_with_a_solvable_question(vllm_server)
+    fill_claims(volume_root, tiny_lm, rows)
+    monkeypatch.setenv("ADACOT_WORKER_EXTRA_ENV", OFFLINE_ENV)
+    monkeypatch.setenv("ADACOT_LEADER_ELECTION_NAMESPACE", "default")
+    monkeypatch.setenv("ADACOT_LEADER_LEASE_SECONDS", "4")
+    replicas = [Operator(Path(kube_api.kubeconfig), tmp_path / f"operator-{n}.log") for n in "ab"]
+    gate = GatedProxy(vllm_server.url)
+    with gate:
+        try:
+            for replica in replicas:
+                replica.start()
+            kubectl.wait("lease/adacot-operator", "create", 60)
+            docs = chain(
+                vllm_server.url, {**TEACHER_SAMPLING.model_dump(by_alias=True), "stop": [stop]}, False
+            )
+            docs[2]["spec"]["teacher"]["endpoint"]["url"] = gate.url  # the DistillationJob waits at the gate
+            kubectl("apply", "-f", str(dump(docs, tmp_path / "distill.yaml")))
+            distil_job = child_name("DistillationJob", "distil")
+            deadline = time.monotonic() + 600  # a guard against a hang, not a timing assertion
+            while not gate.arrived.wait(1):  # the distillation's pod asked the teacher: mid-stage
+                upstream = kubectl("get", "gradingrun/pool", "difficultybank/bank", "distillationjob/distil")
+                assert "Failed" not in upstream and time.monotonic() < deadline, upstream
+            (run,) = kubelet.pods_of(distil_job)
+            uid = kubectl.get("job", distil_job)["metadata"]["uid"]
+            assert run.process is not None and run.process.poll() is None
+
+            lease = kubectl.get("lease", "adacot-operator")["spec"]
+            ids = {f"{socket.gethostname()}-{r.process.pid}": r for r in replicas}  # type: ignore[union-attr]
+            leader = ids[lease["holderIdentity"]]
+            ((follower_id, follower),) = ((i, r) for i, r in ids.items() if r is not leader)
+            leader.kill()
+            kubectl.wait("lease/adacot-operator", f"jsonpath={{.spec.holderIdentity}}={follower_id}", 60)
+            taken = kubectl.get("lease", "adacot-operator")["spec"]
+            assert taken["leaseTransitions"] == lease.get("leaseTransitions", 0) + 1
+            assert run.process.poll() is None  # the takeover left the running stage alone
+            gate.open()
+            kubectl.wait("distillationjob/distil", "condition=Complete", 600)
+            kubectl.wait("sftjob/sft", "condition=Complete", 600)
+        except AssertionError as error:
+            logs = "\n".join(f"{r.log.name} (tail):\n{r.tail(30)}" for r in replicas)
+            raise AssertionError(f"{error}\n{logs}") from None
+        finally:
+            for replica in replicas:
+                replica.stop()
+
+    table = kubectl("get", "adacot")
+    listed = {line.split()[0]: line.split()[1:3] for line in table.splitlines() if "adacot.dev/" in line}
+    phases = {kind: "Ready" if kind == "DifficultyBank" else "Succeeded" for kind in KINDS.values()}
+    assert listed == {f"{k.lower()}.adacot.dev/{n}": [phases[k], "100"] for n, k in KINDS.items()}, table
+    assert "leads" in follower.log.read_text() and "Traceback" not in follower.log.read_text()
+    # No duplicate children: as many successful creates (the emulator's request log; a create names no
+    # object there) as children exist now, none deleted, so each child was created once.
+    children = ("jobs", "configmaps", "persistentvolumeclaims", "services")
+    owned = {
+        kind: sorted(o["metadata"]["name"] for o in kubectl.items(kind, "-l", MANAGED)) for kind in children
+    }
+    assert owned["jobs"] == sorted(child_name(k, n) for n, k in KINDS.items())
+    assert len(owned["configmaps"]) == len(owned["persistentvolumeclaims"]) == len(KINDS), owned
+    writes = [r for r in kube_api.requests() if r["resource"] in children and r["code"] < 300
+              and not r["user_agent"].startswith("kubectl/")]  # fmt: skip
+    created = Counter(r["resource"] for r in writes if r["verb"] == "create")
+    assert created == Counter({kind: len(names) for kind, names in owned.items() if names}), (created, owned)
+    assert [r for r in writes if r["verb"] in ("delete", "deletecollection")] == []
+    # The killed leader's work was not redone: the distillation finished in its Job and pod.
+    assert kubectl.get("job", distil_job)["metadata"]["uid"] == uid
+    assert [(r.name, r.phase) for r in kubelet.pods_of(distil_job)] == [(run.name, "Succeeded")]
+    for job in kubectl.items("jobs", "-l", MANAGED):  # each stage ran once: one pod per shard
+        shards = 2 if job["metadata"]["name"] == child_name("GradingRun", "pool") else 1
+        assert job["status"]["succeeded"] == shards and job["status"].get("failed", 0) == 0
+        assert [r.phase for r in kubelet.pods_of(job["metadata"]["name"])] == ["Succeeded"] * shards
 
 
 def test_a_failing_stage_fails_with_its_reason_and_fails_its_dependants(
