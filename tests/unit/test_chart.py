@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 from adacot_operator.builders.security import EGRESS_LABEL, UNTRUSTED_LABEL
 from adacot_operator.metrics import Metrics
-from adacot_operator.settings import OperatorSettings
+from adacot_operator.settings import OperatorSettings, PodPolicy
 from helm_tools import CHART_DIR, render, run_helm
 from prometheus_client import CollectorRegistry
 
@@ -99,6 +99,11 @@ FULL_VALUES: dict[str, Any] = {
     "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
     "dashboards": {"enabled": True},
     "argocd": {"healthCheck": {"enabled": True}},
+    "podPolicy": {
+        "allowHostPath": True,
+        "allowedImages": ["registry.internal/*"],
+        "allowedCapabilities": ["IPC_LOCK"],
+    },
 }
 VALUES_SETS = {
     "defaults": {},
@@ -303,6 +308,10 @@ def test_operator_settings_parse_the_rendered_env(rendered: dict[str, list[dict[
     assert settings.default_scheduling.node_selector == {"nvidia.com/gpu.product": "H100"}
     assert settings.default_scheduling.priority_class_name == "batch-low"
     assert settings.default_scheduling.tolerations[0].key == "nvidia.com/gpu"
+    assert settings.pod_policy == PodPolicy(
+        allow_host_path=True, allowed_images=["registry.internal/*"], allowed_capabilities=["IPC_LOCK"]
+    )
+    assert OperatorSettings.from_env(operator_env(rendered["defaults"])).pod_policy == PodPolicy()
     assert [
         (e.name, e.value, e.secret_key_ref and e.secret_key_ref.key) for e in settings.worker_extra_env
     ] == [
@@ -357,6 +366,7 @@ def test_optional_objects_fit_together(rendered: dict[str, list[dict[str, Any]]]
         ({"defaults": {"storage": {"size": "ten gigs"}}}, "size"),
         ({"metrics": {"servicemonitor": {"enabled": True}}}, "servicemonitor"),
         ({"extraEnv": [{"name": "X"}]}, "extraEnv"),
+        ({"podPolicy": {"allowHostpath": True}}, "allowHostpath"),
         ({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "metrics.enabled"),
     ],
 )
