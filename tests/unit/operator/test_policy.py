@@ -136,7 +136,7 @@ def test_plan_ends_a_refused_resource_failed_validation_failed() -> None:
     body["metadata"]["generation"] = 1
 
     def build() -> list[dict[str, Any]]:
-        check(RESOURCE_KINDS["GradingRun"].model_validate(body), OperatorSettings())  # type: ignore[arg-type]
+        check(RESOURCE_KINDS["GradingRun"].model_validate(body), OperatorSettings())
         return []
 
     now = datetime(2026, 1, 1, tzinfo=UTC)
