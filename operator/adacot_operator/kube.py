@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +60,9 @@ class Kube:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
+        self._own_status: dict[tuple[str, str, str], set[str]] = {}
+        """resourceVersions this client's status patches produced, until `own_status_write` is asked."""
+        self._own_lock = threading.Lock()
 
     @classmethod
     def connect(cls) -> Kube:
@@ -125,9 +129,35 @@ class Kube:
         self._call("DELETE", f"{_collection(kind, namespace)}/{name}", body=body, missing_ok=True)
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch these top-level status fields on the status subresource."""
+        """Merge-patch these top-level status fields on the status subresource; the resourceVersion it
+        produced is remembered for `own_status_write`."""
         path = f"{_collection(kind, namespace)}/{name}/status"
-        self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH)
+        written = self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH) or {}
+        version = str((written.get("metadata") or {}).get("resourceVersion") or "")
+        if version:
+            with self._own_lock:
+                versions = self._own_status.setdefault((kind, namespace, name), set())
+                if len(versions) >= 8:  # echoes never seen (a watch gap): keep the set small
+                    versions.clear()
+                versions.add(version)
+
+    def own_status_write(self, kind: str, namespace: str, name: str, version: str) -> bool:
+        """Whether `version` of the resource is the one a `patch_status` of this client produced (its
+        watch echo), answered True once per write."""
+        key = (kind, namespace, name)
+        with self._own_lock:
+            versions = self._own_status.get(key)
+            if versions is None or version not in versions:
+                return False
+            versions.discard(version)
+            if not versions:
+                del self._own_status[key]
+            return True
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """The resource is gone: drop what was remembered of it."""
+        with self._own_lock:
+            self._own_status.pop((kind, namespace, name), None)
 
     def post_event(self, resource: dict[str, Any], event: Event) -> None:
         """A core/v1 Event on the resource (what `kubectl describe` shows)."""
