@@ -204,7 +204,7 @@ def cel_failures(value: Any, old: Any, schema: dict[str, Any], path: str) -> lis
     if value is _MISSING or value is None:
         return []
     failures = [f for rule in schema.get("x-kubernetes-validations", [])
-                for f in _run_rule(rule, value, old, schema, path)]  # fmt: skip
+                for f in _run_rule_memo(rule, value, old, schema, path)]  # fmt: skip
     if isinstance(value, dict) and "properties" in schema:
         for key, prop in schema["properties"].items():
             if key in value:
@@ -218,6 +218,31 @@ def cel_failures(value: Any, old: Any, schema: dict[str, Any], path: str) -> lis
         for i, child in enumerate(value):
             failures += cel_failures(child, _MISSING, schema["items"], f"{path}[{i}]")
     return failures
+
+
+#: `_run_rule`'s results by rule, schema node, path and the JSON of the values it reads: CEL is
+#: deterministic, and interpreting it (cel-python) was most of the API emulator's cost of a custom-resource
+#: write (a status patch re-checks every spec rule on an unchanged spec). The schema node is held in the
+#: value so its id() is never reused while cached.
+_RULE_RESULTS: dict[tuple[Any, ...], tuple[dict[str, Any], list[CelFailure]]] = {}
+
+
+def _run_rule_memo(
+    rule: dict[str, str], value: Any, old: Any, schema: dict[str, Any], path: str
+) -> list[CelFailure]:
+    try:
+        olds = json.dumps(old, sort_keys=True) if "oldSelf" in rule["rule"] and old is not _MISSING else None
+        key = (json.dumps(rule, sort_keys=True), id(schema), path, json.dumps(value, sort_keys=True), olds)
+    except (TypeError, ValueError):  # not JSON (a test's own value): evaluate as it is
+        return _run_rule(rule, value, old, schema, path)
+    cached = _RULE_RESULTS.get(key)
+    if cached is not None and cached[0] is schema:
+        return list(cached[1])
+    result = _run_rule(rule, value, old, schema, path)
+    if len(_RULE_RESULTS) >= 20_000:
+        _RULE_RESULTS.clear()
+    _RULE_RESULTS[key] = (schema, result)
+    return list(result)
 
 
 def _run_rule(
