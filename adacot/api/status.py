@@ -203,4 +203,14 @@ class SFTJobStatus(ResourceStatus):
     """Status of an SFTJob."""
 
     checkpoint: str | None = Field(default=None, description="Last checkpoint directory written.")
+    restarts: int | None = Field(
+        default=None,
+        ge=0,
+        description="Gang restarts of a multi-node run: times every node was restarted together, from the "
+        "last checkpoint, after one of them failed (spec.backoffLimit is the budget).",
+    )
+    last_restart_reason: str | None = Field(
+        default=None,
+        description="Why the last gang restart happened: the failing node (rank), its pod and reason.",
+    )
     evaluation: list[EvaluationResult] = Field(default_factory=list, description="Benchmark results.")

@@ -308,7 +308,13 @@ class CommonSpec(ApiModel):
         default_factory=list, description="Secrets for pulling the image."
     )
     service_account_name: str | None = Field(default=None, description="ServiceAccount of the pods.")
-    backoff_limit: int = Field(default=3, ge=0, le=100, description="Pod retries before the Job fails.")
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Pod retries before the Job fails; for a multi-node SFTJob, gang restarts (every node "
+        "restarted together from the last checkpoint after one fails).",
+    )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from adacot.api.stage_pod import VALIDATION_FAILED_EXIT_CODE
+from adacot_operator.names import COMPLETION_INDEX_KEY
 
 OOM_KILLED = "OOMKilled"
 IMAGE_PULL_ERROR = "ImagePullError"
@@ -78,6 +79,27 @@ def job_failure(job: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Failure 
     detail = condition.get("message") or "the Job failed"
     last = _last_exit(pods)
     return Failure(reason, f"{detail}{'; ' + last if last else ''}")
+
+
+def rank_failure(pods: Iterable[dict[str, Any]]) -> str | None:
+    """'node R (pod P) exited with code N (reason): message' for the pod that failed first: in a gang
+    (a multi-node SFTJob) the others die because it did, so the first one to fail says why."""
+    exits = [
+        (t.get("finishedAt") or "", pod, t)
+        for pod in pods
+        for _, t in _terminated(pod)
+        if t.get("exitCode", 0) != 0
+    ]
+    if not exits:
+        return None
+    _, pod, terminated = min(exits, key=lambda e: e[0])
+    meta = pod.get("metadata") or {}
+    index = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}.get(COMPLETION_INDEX_KEY, "?")
+    reason = terminated.get("reason")
+    why = f" ({reason})" if reason and reason != "Error" else ""
+    text = f"node {index} (pod {_name(pod)}) exited with code {terminated.get('exitCode')}{why}"
+    message = (terminated.get("message") or "").strip()
+    return f"{text}: {_cap(message)}" if message else text
 
 
 def pod_stall(pods: Iterable[dict[str, Any]], now: datetime | None = None) -> Failure | None:

@@ -37,6 +37,8 @@ STAGE_LABEL = f"{LABEL_PREFIX}/stage"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "adacot"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+"""Label and annotation of an Indexed Job's pod holding its index (the node rank of multi-node SFT)."""
 SPEC_HASH = "spec-hash"
 """Annotation name under the operator's prefix (ADACOT_PREFIX): `<prefix>/spec-hash`."""
 

@@ -17,16 +17,16 @@ import urllib.request
 from typing import Any
 
 from adacot.api.stage_pod import PROGRESS_PATH, PROGRESS_PORT
+from adacot_operator.names import COMPLETION_INDEX_KEY
 
 TIMEOUT_S = 2.0
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 
 
 def progress_pod(pods: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The running pod whose progress stands for the stage's: index 0, or the only one."""
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     for pod in running:
-        if (pod.get("metadata", {}).get("annotations") or {}).get(INDEX_KEY, "0") == "0":
+        if (pod.get("metadata", {}).get("annotations") or {}).get(COMPLETION_INDEX_KEY, "0") == "0":
             return pod
     return None
 

@@ -13,6 +13,10 @@ carries the `Plan` out; unit-tested without any API. The rules:
 - a spec change that alters what an unfinished stage's pod would do (its Job's spec-hash differs from
   the one the current spec builds) restarts it: Job (foreground) and ConfigMap deleted, both created
   again by the next plan; fields that may not change after start are immutable in the CRD instead;
+  status.observedGeneration advances only once an edit is judged (an edit that cannot be judged yet,
+  inputs unresolved or refused by the pod policy, keeps the old one and is judged again next time);
+- a multi-node SFTJob whose Job failed on one rank, with gang restarts left (status.restarts below
+  spec.backoffLimit, counted by `compute_status`), is restarted the same way: every node together;
 - a Kueue-suspended Job is never touched (Kueue un-suspends it on admission);
 - every phase change, and every new reason a pod is stuck, becomes a Kubernetes Event.
 
@@ -32,7 +36,7 @@ from typing import Any
 from adacot_operator import failures
 from adacot_operator.failures import condition_of
 from adacot_operator.policy import Refused
-from adacot_operator.status import Children, Key, compute_status
+from adacot_operator.status import GANG_RESTART, Children, Key, compute_status
 
 #: The condition that explains each phase (its reason and message go into the phase's Event).
 _PHASE_CONDITION = {
@@ -72,8 +76,9 @@ class Plan:
     """Children to create (each skipped when it already exists)."""
     delete_job: bool = False
     restart: bool = False
-    """The unfinished Job runs an older spec: delete it (foreground: its pods first) and its ConfigMap;
-    the next plan creates both from the current spec and the stage resumes from what it wrote."""
+    """The unfinished Job runs an older spec, or a multi-node run's Job failed on one rank (a gang
+    restart): delete it (foreground: its pods first) and its ConfigMap; the next plan creates both from
+    the current spec and the stage resumes from what it wrote (the last checkpoint)."""
     events: list[Event] = field(default_factory=list)
 
 
@@ -108,11 +113,19 @@ def plan(
         events.append(Event("Normal", "Suspended", "spec.suspend is true: deleted the Job, kept the volumes"))
     seen = old.get("observedGeneration")  # None: no record of what was acted on, so no judgement
     edited = seen is not None and seen != (resource.get("metadata") or {}).get("generation")
-    restart = not delete_job and edited and _runs_an_older_spec(status, children, build)
-    if restart:
+    gang = not delete_job and _gang_restart(status, children)
+    judged = _runs_an_older_spec(status, children, build) if edited and not delete_job else False
+    restart = gang or bool(judged)
+    if judged is None:  # the edit could not be judged now: not acted on, so not observed either
+        status = _observed(status, seen)
+    if gang:
+        running = condition_of(status, "Running") or {}
+        events.append(Event("Warning", GANG_RESTART, str(running.get("message", ""))))
+    elif restart:
         why = "the spec changed while the stage ran: deleting its Job, created again from the new spec"
         events.append(Event("Normal", "SpecChanged", f"{why}; it resumes from what it wrote"))
-    events = transition_events(old, status) + events
+    moved = transition_events(old, status)  # a gang restart's phase move is told by its own Warning
+    events = [e for e in moved if not (gang and e.reason == GANG_RESTART)] + events
     patch = {k: v for k, v in status.items() if old.get(k) != v}
     return Plan(
         status=status, patch=patch, create=create, delete_job=delete_job, restart=restart, events=events
@@ -147,19 +160,30 @@ def _should_delete_job(resource: dict[str, Any], status: dict[str, Any], childre
     return suspended and children.job is not None and not finished
 
 
-def _runs_an_older_spec(status: dict[str, Any], children: Children, build: Build) -> bool:
+def _gang_restart(status: dict[str, Any], children: Children) -> bool:
+    """The status decided a gang restart (a multi-node SFTJob's Job failed on one rank, budget left)
+    and the failed Job is not being deleted yet."""
+    job = children.job
+    if job is None or job["metadata"].get("deletionTimestamp"):
+        return False
+    failed = (condition_of(job.get("status") or {}, "Failed") or {}).get("status") == "True"
+    return failed and (condition_of(status, "Running") or {}).get("reason") == GANG_RESTART
+
+
+def _runs_an_older_spec(status: dict[str, Any], children: Children, build: Build) -> bool | None:
     """An unfinished Job whose spec-hash differs from the Job the current spec builds (judged when the
     generation moved past status.observedGeneration, i.e. once per edit). Fields that may
     not change after start are immutable in the CRD (CEL); everything else that changes what the pod
     does (image, resources, env, scheduling, inference settings) restarts it this way. A finished
-    stage is not re-run: delete and re-apply the resource for that."""
+    stage is not re-run: delete and re-apply the resource for that. None: not decidable now (the
+    inputs do not resolve, or the pod policy refuses the new spec), so judged again next time."""
     job = children.job
     if job is None or job["metadata"].get("deletionTimestamp") or status.get("phase") not in _UNFINISHED:
         return False
     try:
         wanted = next((c for c in build() if c.get("kind") == "Job"), None)
     except (ValueError, Refused):  # inputs not resolvable now, or refused: not the moment to judge
-        return False
+        return None
     have, want = _spec_hash(job), _spec_hash(wanted or {})
     return have is not None and want is not None and have != want
 
@@ -170,6 +194,13 @@ _UNFINISHED = frozenset({"Pending", "Queued", "Running"})
 def _spec_hash(obj: dict[str, Any]) -> str | None:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     return next((str(v) for k, v in annotations.items() if k.endswith("/spec-hash")), None)
+
+
+def _observed(status: dict[str, Any], generation: int | None) -> dict[str, Any]:
+    """`status` saying it was computed for `generation` (top level and every condition): kstatus then
+    reads the resource as still reconciling the newer spec."""
+    conditions = [{**c, "observedGeneration": generation} for c in status.get("conditions", [])]
+    return {**status, "observedGeneration": generation, "conditions": conditions}
 
 
 def _waiting(status: dict[str, Any], message: str, now: datetime) -> dict[str, Any]:

@@ -34,7 +34,16 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from adacot.api import RESOURCE_KINDS, AnyResource
-from adacot.api.status import Condition, ConditionType, OutputStatus, Phase, Progress, ResourceStatus
+from adacot.api.sft_job import SFTJob
+from adacot.api.status import (
+    Condition,
+    ConditionType,
+    OutputStatus,
+    Phase,
+    Progress,
+    ResourceStatus,
+    SFTJobStatus,
+)
 from adacot_operator import failures
 from adacot_operator.failures import Failure, condition_of
 from adacot_operator.resolve import output_location
@@ -185,22 +194,32 @@ def _observe(
         return
     if job is not None:
         new.output = output_location(model).model_copy(update=_counts(old.output))
-        _observe_job(model.KIND, job, children, new, want, now)
+        _observe_job(model, job, children, old, new, want, now)
 
 
 def _observe_job(
-    kind: str,
+    model: AnyResource,
     job: dict[str, Any],
     children: Children,
+    old: ResourceStatus,
     new: ResourceStatus,
     want: dict[T, Want],
     now: datetime,
 ) -> None:
-    pods = children.pods
+    kind, pods = model.KIND, children.pods
     status = job.get("status") or {}
     new.start_time = parse_time(status.get("startTime")) or new.start_time
     failure = failures.job_failure(job, pods)
-    if failure is not None:
+    if failure is not None and _gang_restart(model, job, failure, pods, old, new):
+        assert isinstance(new, SFTJobStatus)
+        budget = getattr(model.spec, "backoff_limit", 0)
+        detail = f"restarting all {getattr(model.spec, 'nodes', 1)} nodes from the last checkpoint"
+        want[T.Running] = (
+            "False",
+            GANG_RESTART,
+            f"{new.last_restart_reason}; {detail} (gang restart {new.restarts} of {budget})",
+        )
+    elif failure is not None:
         _fail(want, failure)
         new.completion_time = parse_time(status.get("completionTime")) or new.completion_time or now
     elif _is_true(status, "Complete"):
@@ -211,6 +230,37 @@ def _observe_job(
         want[T.Admitted] = ("True", "Admitted", "")
         want[T.Running] = _running(status, pods, children.events, now)
         new.progress = _progress(children.progress) or new.progress
+
+
+GANG_RESTART = "GangRestart"
+"""The Running reason while a multi-node SFTJob's failed Job is replaced (adacot_operator.reconcile)."""
+#: Job failures a restart cannot mend: the stage rejected its input, or the wall-clock limit ran out.
+_FINAL = frozenset({failures.VALIDATION_FAILED, failures.DEADLINE_EXCEEDED})
+
+
+def _gang_restart(
+    model: AnyResource,
+    job: dict[str, Any],
+    failure: Failure,
+    pods: list[dict[str, Any]],
+    old: ResourceStatus,
+    new: ResourceStatus,
+) -> bool:
+    """Whether the failed Job of a multi-node SFTJob is to be replaced as a whole (a gang restart)
+    rather than fail the resource; counts the restart in `new` once, while the Job is not yet being
+    deleted (the reconcile that decides it deletes it). The failing rank comes first in the reason."""
+    if not (isinstance(model, SFTJob) and model.spec.nodes > 1) or failure.reason in _FINAL:
+        return False
+    assert isinstance(old, SFTJobStatus) and isinstance(new, SFTJobStatus)
+    if job["metadata"].get("deletionTimestamp"):  # already decided: only a restart's deletion says so
+        running = old.condition(T.Running)
+        return running is not None and running.reason == GANG_RESTART
+    used = old.restarts or 0
+    if used >= model.spec.backoff_limit:
+        return False
+    new.restarts = used + 1
+    new.last_restart_reason = failures.rank_failure(pods) or failure.message
+    return True
 
 
 def _complete(

@@ -10,7 +10,7 @@ Secrets travel as `secretKeyRef` env vars named by `SecretRef.env_var` (what the
 no secret value is ever in a manifest. Failure policy: exit code 2 (click's usage error: a spec or
 flag the stage rejects; also inputs that contradict each other, reported as ValidationFailed) fails
 the Job at once; a pod disrupted by the cluster (DisruptionTarget: preemption, eviction, node drain)
-does not count against backoffLimit. Exit code 1 is both an input
+does not count against backoffLimit (except in a multi-node gang: see `job`). Exit code 1 is both an input
 error the stage reports and an unexpected crash, so it is retried up to backoffLimit.
 Security (adacot_operator.builders.security): no service-account token, the restricted Pod Security
 profile, read-only root filesystem; the container declares the progress port, binds it on its pod IP
@@ -40,13 +40,13 @@ from adacot_operator.builders.security import (
     runs_untrusted_code,
     security_labels,
 )
-from adacot_operator.names import QUEUE_LABEL, child_metadata, child_name, labels
+from adacot_operator.names import COMPLETION_INDEX_KEY, QUEUE_LABEL, child_metadata, child_name, labels
 from adacot_operator.settings import OperatorSettings
 
 CONTAINER = "stage"
 INPUT_ERROR_EXIT_CODES = (VALIDATION_FAILED_EXIT_CODE,)
 """Exit codes meaning "the stage rejected its input": retrying cannot help, so the Job fails."""
-COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+COMPLETION_INDEX = f"metadata.annotations['{COMPLETION_INDEX_KEY}']"
 
 
 def secret_env(ref: SecretRef, name: str | None = None) -> dict[str, Any]:
@@ -189,26 +189,26 @@ def job(
     """The batch/v1 Job: Indexed with completions = parallelism = spec.shards (or nodes) for sharded grading,
     distillation and multi-node SFT; created suspended under a Kueue queue (Kueue admits it) or when
     the resource is suspended. Finished Jobs expire after the settings' ttlSecondsAfterFinished (status
-    keeps their outcome)."""
+    keeps their outcome).
+
+    A multi-node SFTJob is a gang: a pod recreated alone would wait forever in torchrun's static
+    rendezvous while the others hang in a collective. So its Job has backoffLimit 0 (any failed pod,
+    disruptions included, fails the Job and the Job controller stops the other pods) and the operator
+    restarts the whole Job, within spec.backoffLimit gang restarts, resuming from the last checkpoint
+    (adacot_operator.status, reconcile)."""
     meta = child_metadata(resource, _job_name(resource), annotations)
     queue = resource.spec.queue_name or settings.default_queue
     if queue:
         meta["labels"][QUEUE_LABEL] = queue
+    gang = is_multi_node(resource)
+    rejected = {"containerName": CONTAINER, "operator": "In", "values": list(INPUT_ERROR_EXIT_CODES)}
+    rules: list[dict[str, Any]] = [{"action": "FailJob", "onExitCodes": rejected}]
+    if not gang:  # a gang's disrupted pod must not come back alone (see above)
+        disrupted = [{"type": "DisruptionTarget", "status": "True"}]
+        rules.append({"action": "Ignore", "onPodConditions": disrupted})
     spec: dict[str, Any] = {
-        "backoffLimit": resource.spec.backoff_limit,
-        "podFailurePolicy": {
-            "rules": [
-                {
-                    "action": "FailJob",
-                    "onExitCodes": {
-                        "containerName": CONTAINER,
-                        "operator": "In",
-                        "values": list(INPUT_ERROR_EXIT_CODES),
-                    },
-                },
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            ]
-        },
+        "backoffLimit": 0 if gang else resource.spec.backoff_limit,
+        "podFailurePolicy": {"rules": rules},
         "suspend": bool(queue) or resource.spec.suspend,
         "template": template,
     }

@@ -197,3 +197,78 @@ def test_an_edit_that_builds_the_same_job_or_comes_after_the_end_restarts_nothin
     assert not _edited_while(running, built="same").restart  # e.g. a label on the resource only
     done = Children(job=_hashed(job(conditions={"Complete": "True"}), "old"), pods=[pod()])
     assert not _edited_while(done, built="new").restart  # finished: re-apply the resource to re-run
+
+
+# ------------------------------------------------------------------------- multi-node gang restarts
+
+GANG = sample("SFTJob", "qwen7b-sft", nodes=2, backoffLimit=2)
+
+
+def _rank(index: int, code: int, finished: str, message: str = "") -> dict[str, Any]:
+    state = {"exitCode": code, "reason": "Error", "finishedAt": finished, "message": message}
+    failed = pod(f"qwen7b-sft-sft-{index}-x", phase="Failed", terminated=state)
+    failed["metadata"]["annotations"] = {"batch.kubernetes.io/job-completion-index": str(index)}
+    return failed
+
+
+FAILED_GANG = Children(
+    job=job(conditions={"Failed": "True"}, reason="BackoffLimitExceeded"),
+    pods=[_rank(0, 143, "2026-01-01T11:00:09Z"), _rank(1, 137, "2026-01-01T11:00:05Z", "gloo: peer lost")],
+)
+
+
+def test_a_failed_rank_restarts_the_whole_gang_once_and_counts_it() -> None:
+    first = plan(GANG, FAILED_GANG, {}, NOW, never)
+    assert first.restart and not first.delete_job and first.create == []
+    assert first.status["restarts"] == 1 and first.status["phase"] != "Failed"
+    reason = first.status["lastRestartReason"]
+    assert (
+        reason == "node 1 (pod qwen7b-sft-sft-1-x) exited with code 137: gloo: peer lost"
+    )  # the first to fail
+    running = next(c for c in first.status["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "GangRestart" and "gang restart 1 of 2" in running["message"]
+    assert [r for r in reasons(first) if r[1] == "GangRestart"] == [("Warning", "GangRestart")]
+    # The Job is being deleted (foreground): nothing is counted or deleted again.
+    deleting = job(conditions={"Failed": "True"}, reason="BackoffLimitExceeded")
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T12:00:01Z"
+    counted = applied(GANG, first)
+    again = plan(counted, Children(job=deleting, pods=FAILED_GANG.pods), {}, NOW, never)
+    assert not again.restart and again.status["restarts"] == 1 and again.status["phase"] != "Failed"
+    # Gone: created again, the count kept.
+    gone = plan(applied(counted, again), Children(), {}, NOW, build)
+    assert gone.create == CHILDREN and gone.status["restarts"] == 1
+
+
+def test_a_gang_out_of_restarts_or_rejected_by_its_stage_fails() -> None:
+    spent = {**GANG, "status": {"restarts": 2}}
+    out = plan(spent, FAILED_GANG, {}, NOW, never)
+    assert not out.restart and out.status["phase"] == "Failed" and out.status["restarts"] == 2
+    rejected = Children(
+        job=job(conditions={"Failed": "True"}, reason="PodFailurePolicy"),
+        pods=[_rank(1, 2, "2026-01-01T11:00:05Z", "dataset has no rows")],
+    )
+    refused = plan(GANG, rejected, {}, NOW, never)
+    assert not refused.restart and refused.status["phase"] == "Failed"
+    assert (
+        next(c for c in refused.status["conditions"] if c["type"] == "Failed")["reason"] == "ValidationFailed"
+    )
+
+
+def test_a_single_node_sft_failure_is_not_a_gang_restart() -> None:
+    single = sample("SFTJob", "qwen7b-sft", nodes=1, backoffLimit=2)
+    p = plan(single, FAILED_GANG, {}, NOW, never)
+    assert not p.restart and p.status["phase"] == "Failed" and "restarts" not in p.status
+
+
+def test_an_edit_that_cannot_be_judged_yet_is_not_observed_and_is_judged_later() -> None:
+    """observedGeneration advances only when the edit was acted on: here the new spec does not build
+    (an input's output is unknown), so it stays 1 and the next reconcile judges the edit again."""
+    running = Children(job=_hashed(job(active=1), "old"), pods=[pod()])
+    first = plan(POOL, running, {}, NOW, never)
+    edited = {**applied(POOL, first), "metadata": {**POOL["metadata"], "generation": 2}}
+    deferred = plan(edited, running, {}, NOW, missing_output)
+    assert not deferred.restart and deferred.status["observedGeneration"] == 1
+    assert {c["observedGeneration"] for c in deferred.status["conditions"]} == {1}
+    rebuilt = [_hashed(c, "new") if c["kind"] == "Job" else c for c in CHILDREN]
+    judged = plan(applied(edited, deferred), running, {}, NOW, lambda: rebuilt)
+    assert judged.restart and judged.status["observedGeneration"] == 2

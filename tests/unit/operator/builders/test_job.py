@@ -168,6 +168,17 @@ def test_job_policy_from_the_spec() -> None:
     assert "activeDeadlineSeconds" not in build(resource("GradingRun", "qwen7b-pool"))["Job"]["spec"]
 
 
+def test_a_multi_node_job_fails_on_its_first_failed_pod_so_the_operator_restarts_the_gang() -> None:
+    """A pod of a gang recreated alone would hang in torchrun's rendezvous: no retries inside the Job,
+    no Ignore rule for disruptions; spec.backoffLimit is the operator's gang restart budget instead."""
+    gang = build(resource("SFTJob", nodes=2, backoffLimit=5))["Job"]["spec"]
+    assert gang["backoffLimit"] == 0
+    assert [r["action"] for r in gang["podFailurePolicy"]["rules"]] == ["FailJob"]
+    single = build(resource("SFTJob", nodes=1, backoffLimit=5))["Job"]["spec"]
+    assert single["backoffLimit"] == 5
+    assert [r["action"] for r in single["podFailurePolicy"]["rules"]] == ["FailJob", "Ignore"]
+
+
 @pytest.mark.parametrize(("ttl", "expected"), [(None, None), (0, 0), (600, 600)])
 def test_finished_jobs_expire_after_the_settings_ttl(ttl: int | None, expected: int | None) -> None:
     settings = OperatorSettings(job_ttl_seconds_after_finished=ttl)
