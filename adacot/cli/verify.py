@@ -82,7 +82,14 @@ def verify_math(
     help="Field holding the tests (function-call or stdin/stdout form; see README).",
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Wall-clock seconds per sample.")
-@click.option("--memory-mb", default=2048, show_default=True, help="Address-space limit per process.")
+@click.option(
+    "--memory",
+    "memory_bytes",
+    default="2Gi",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _memory(value),
+    help="Address-space limit per process, a Kubernetes quantity (as verification.codeMemory): 512Mi, 2Gi.",
+)
 def verify_code(
     input_path: Path,
     output_path: Path,
@@ -90,7 +97,7 @@ def verify_code(
     workers: int,
     tests_field: str,
     timeout: float,
-    memory_mb: int,
+    memory_bytes: int,
 ) -> None:
     """Run extracted programs against their tests in the sandbox."""
     from adacot.verify.code import CodeVerifier
@@ -98,11 +105,24 @@ def verify_code(
 
     fields = {response_field: ("response-field", _text), tests_field: ("tests-field", _tests)}
     rows, values = _read_rows(input_path, fields)
-    limits = SandboxLimits(wall_seconds=timeout, memory_bytes=memory_mb << 20)
+    limits = SandboxLimits(wall_seconds=timeout, memory_bytes=memory_bytes)
     with CodeVerifier(workers=workers, limits=limits) as verifier:
         click.echo(f"code sandbox mode: {verifier.sandbox.isolation.mode} (docs/security.md)", err=True)
         verdicts = verifier.verify_many((v[response_field], v[tests_field]) for v in values)
         _write_verdicts("code", rows, verdicts, output_path, extracted_field="program")
+
+
+def _memory(value: str) -> int:
+    """--memory in bytes; the same floor as the spec's codeMemory (64Mi)."""
+    from adacot.api.quantity import quantity_bytes
+
+    try:
+        size = quantity_bytes(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if size < 64 << 20:
+        raise click.BadParameter(f"{value} is below 64Mi, too little for the Python interpreter")
+    return size
 
 
 def _text(value: Any) -> str:

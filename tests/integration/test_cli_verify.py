@@ -83,3 +83,32 @@ def test_tests_given_as_a_json_string_are_accepted(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["verify", "code", "-i", str(src), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert _rows(out)[0]["correct"] is True
+
+
+@pytest.mark.parametrize(
+    ("memory", "message"),
+    [("2GB", "is not a Kubernetes quantity"), ("32Mi", "below 64Mi")],
+)
+def test_code_memory_is_a_quantity_with_the_specs_floor(tmp_path: Path, memory: str, message: str) -> None:
+    src = example_path("code_responses.jsonl")
+    args = ["verify", "code", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--memory", memory]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_memory_quantity_limits_the_program(tmp_path: Path) -> None:
+    """A program that allocates 300 MiB fails under --memory 128Mi and passes under 1Gi."""
+    program = "def f(x):\n    block = bytearray(300 << 20)\n    return 2 * x + len(block) * 0\n"
+    tests = {"entry_point": "f", "inputs": [[1]], "outputs": [2]}
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"response": program, "tests": tests}) + "\n")
+    verdicts = {}
+    for memory in ("128Mi", "1Gi"):
+        out = tmp_path / f"{memory}.jsonl"
+        result = CliRunner().invoke(
+            main, ["verify", "code", "-i", str(src), "-o", str(out), "--memory", memory]
+        )
+        assert result.exit_code == 0, result.output
+        verdicts[memory] = _rows(out)[0]["correct"]
+    assert verdicts == {"128Mi": False, "1Gi": True}
