@@ -13,7 +13,8 @@ spec gets nothing beyond the restricted Pod Security profile and the operator's 
 - a ServiceAccount (spec.serviceAccountName, spec.podTemplate.spec.serviceAccountName) other than the
   worker account, unless it matches `allowedServiceAccounts`;
 - hostNetwork, hostPID, hostIPC (`allowHostNamespaces`); hostPath volumes (`allowHostPath`); volume
-  types outside the restricted profile's (`allowedVolumeTypes`);
+  types outside the restricted profile's (`allowedVolumeTypes`); a projected ServiceAccount token
+  (`allowServiceAccountToken`: stage pods mount no token);
 - runAsUser 0 or runAsNonRoot false (`allowRunAsRoot`); added capabilities (`allowedCapabilities`);
 - privileged, allowPrivilegeEscalation, Unconfined seccomp or AppArmor, an unmasked /proc, unsafe
   sysctls, SELinux user/role or a custom type, Windows hostProcess (`allowPrivileged`).
@@ -193,6 +194,20 @@ def _volume_refusals(where: str, volume: dict[str, Any], policy: PodPolicy) -> l
                 found.append(Refused(f"{where}.hostPath", "hostPath volumes are refused", "allowHostPath"))
         elif kind not in RESTRICTED_VOLUME_TYPES and kind not in policy.allowed_volume_types:
             found.append(Refused(f"{where}.{kind}", f"{kind} volumes are refused", "allowedVolumeTypes"))
+    sources = (volume.get("projected") or {}).get("sources") or []
+    for j, source in enumerate(sources if isinstance(sources, list) else []):
+        if (
+            isinstance(source, dict)
+            and "serviceAccountToken" in source
+            and not policy.allow_service_account_token
+        ):
+            found.append(
+                Refused(
+                    f"{where}.projected.sources[{j}].serviceAccountToken",
+                    "a ServiceAccount token in the pod is refused (stage pods mount none)",
+                    "allowServiceAccountToken",
+                )
+            )
     return found
 
 

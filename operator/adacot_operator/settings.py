@@ -85,6 +85,9 @@ class PodPolicy(BaseModel):
     """Images (glob patterns over the whole reference, `*` crossing `/`) spec.image may name; empty:
     the worker image's repository directory (ghcr.io/adacot/* for the default image). The worker
     image itself is always allowed; ["*"] allows any."""
+    allow_service_account_token: bool = False
+    """A projected volume with a serviceAccountToken source: a token of the pod's ServiceAccount, which
+    stage pods otherwise never hold (no automount), usable wherever its audience is trusted."""
     allowed_volume_types: list[str] = Field(default_factory=list)
     """Volume types allowed besides the restricted profile's (configMap, csi, downwardAPI, emptyDir,
     ephemeral, persistentVolumeClaim, projected, secret), e.g. nfs; hostPath has allowHostPath."""

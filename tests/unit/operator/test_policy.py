@@ -33,6 +33,9 @@ CASES: list[tuple[dict[str, Any], str, str, Any]] = [
      f"{T}.volumes[0].hostPath", "allowHostPath", True),
     ({"podTemplate": {"spec": {"volumes": [{"name": "n", "nfs": {"server": "s", "path": "/"}}]}}},
      f"{T}.volumes[0].nfs", "allowedVolumeTypes", ["nfs"]),
+    ({"podTemplate": {"spec": {"volumes": [{"name": "t", "projected": {"sources": [
+        {"configMap": {"name": "c"}}, {"serviceAccountToken": {"path": "token", "audience": "vault"}}]}}]}}},
+     f"{T}.volumes[0].projected.sources[1].serviceAccountToken", "allowServiceAccountToken", True),
     ({"podTemplate": {"spec": {"securityContext": {"runAsUser": 0}}}}, f"{T}.securityContext.runAsUser",
      "allowRunAsRoot", True),
     ({"podTemplate": {"spec": {"securityContext": {"runAsNonRoot": False}}}},
