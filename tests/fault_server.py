@@ -8,7 +8,9 @@ Authorization header) so tests can count attempts and check the order of events.
 Behaviours: ok, reasoning (ok plus reasoning_content), fewer (one choice whatever n asked), 429:<s>
 (Retry-After: s), 500, 400 (echoing the Authorization header in its body), stall (no answer until the
 client gives up), drop (close the connection without a response), empty (no choices), malformed (a body
-that is not JSON).
+that is not JSON), hold (answered normally, but only once `release_after` other requests have been
+answered, or `release()` is called, or stall_s has passed; `held_released_by` says which).
+The server also counts the requests it holds open at once (`max_in_flight`).
 """
 
 from __future__ import annotations
@@ -37,12 +39,17 @@ class Hit:
 class FaultServer:
     script: dict[str, list[str]] = field(default_factory=dict)
     stall_s: float = 10.0
+    release_after: int | None = None
     hits: list[Hit] = field(default_factory=list)
+    max_in_flight: int = 0
+    held_released_by: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = defaultdict(int)
         self._release = threading.Event()
+        self._hold = threading.Event()
+        self._in_flight = self._answered = 0
         self._httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -57,6 +64,7 @@ class FaultServer:
 
     def __exit__(self, *exc: object) -> None:
         self._release.set()  # wake stalled handlers so shutdown does not wait for them
+        self._hold.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -78,6 +86,27 @@ class FaultServer:
     def stall(self) -> None:
         self._release.wait(self.stall_s)
 
+    def arrive(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def leave(self, behaviour: str) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if behaviour != "hold":
+                self._answered += 1
+            if self.release_after is not None and self._answered >= self.release_after:
+                self._hold.set()
+
+    def release(self) -> None:
+        self._hold.set()
+
+    def hold(self) -> None:
+        released = self._hold.wait(self.stall_s)
+        with self._lock:
+            self.held_released_by.append("release" if released else "timeout")
+
 
 class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -98,12 +127,18 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             behaviour = server.next_behaviour(prompt)
             hit = Hit(prompt, behaviour, arrived, self.headers.get("Authorization"))
             server.record(hit)
-            hit.replied = self._act(behaviour, body, prompt)
+            server.arrive()
+            try:
+                hit.replied = self._act(behaviour, body, prompt)
+            finally:
+                server.leave(behaviour)
 
         def _act(self, behaviour: str, body: dict[str, Any], prompt: str) -> float | None:
             if behaviour == "drop":
                 self.close_connection = True
                 return None
+            if behaviour == "hold":
+                server.hold()
             if behaviour == "stall":
                 server.stall()
                 self.close_connection = True

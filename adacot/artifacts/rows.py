@@ -292,6 +292,10 @@ class DistilledQuestion(Record):
     outcomes: list[str] = Field(default_factory=list)
     """One per attempt: kept, correct_not_kept, wrong:<reason>, undecided:<reason>, truncated, ..."""
     kept: list[CotTrace] = Field(default_factory=list)
+    usage: dict[str, int] | None = None
+    """The teacher's calls for this question over its rounds (requests, retries, failures, prompt and
+    completion tokens), when the teacher counts per prompt (the HTTP backend); the manifest's usage is
+    their sum, so it covers exactly the records written, also after a kill and resume."""
 
     @property
     def key(self) -> str:

@@ -8,7 +8,7 @@ scripted implementation; integration tests use the real engines on tiny local mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -61,6 +61,9 @@ class Completion:
 
     index: int
     samples: tuple[Sample, ...]
+    usage: UsageCounter | None = None
+    """What this prompt alone cost (requests, retries, tokens), when the generator counts per prompt;
+    stages store it with the prompt's record, so a manifest sums exactly what was written."""
 
 
 @dataclass
@@ -88,6 +91,20 @@ class Generator(Protocol):
 
     def close(self) -> None:
         """Release the engine (processes, GPU memory, connections)."""
+        ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """A generator that takes its prompts as they come (continuous dispatch: a server's slots are
+    refilled as soon as an answer arrives, and a caller adds follow-up prompts while earlier ones are
+    still in flight). Implemented by the HTTP backend; offline engines batch instead."""
+
+    def stream(self, prompts: Iterable[Prompt], sampling: SamplingSpec) -> Iterator[list[Completion]]:
+        """Yield the completions that are ready, in batches of one or more (every one that has arrived
+        since the last batch), until `prompts` is exhausted and each prompt was answered exactly once.
+        `prompts` may block (a queue the caller feeds while it consumes); Completion.index is a
+        prompt's position in the order `prompts` gave it."""
         ...
 
 

@@ -7,6 +7,11 @@ How it behaves:
 - asyncio + httpx on an event loop of its own in a background thread, so the synchronous `generate`
   also works when called from code that already runs an event loop; Completions are yielded as they
   finish, in any order, each prompt index exactly once.
+- Continuous dispatch: a slot freed by an answer takes the next prompt at once, never waiting for the
+  rest of a batch. `stream` takes prompts from any iterable, also one the caller keeps feeding while it
+  consumes answers (the distillation stage's follow-up rounds), and yields what is ready in batches.
+- Each Completion carries its own prompt's usage (requests, retries, failures, tokens), beside the
+  generator's running totals, so a stage can store it with the record it writes.
 - At most `endpoint.concurrency` requests in flight (a semaphore; a request waiting out a backoff holds
   no slot); requests-per-minute and tokens-per-minute token buckets (tokens estimated from the prompt
   length and max_tokens x n, then corrected by the usage the server reports).
@@ -37,7 +42,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -112,14 +117,32 @@ class OpenAIGenerator:
     # -- the synchronous face ------------------------------------------------------------------------
 
     def generate(self, prompts: Sequence[Prompt], sampling: SamplingSpec) -> Iterator[Completion]:
-        results: queue.Queue[Completion | BaseException] = queue.Queue()
+        for ready in self.stream(prompts, sampling):
+            yield from ready
+
+    def stream(self, prompts: Iterable[Prompt], sampling: SamplingSpec) -> Iterator[list[Completion]]:
+        """See `StreamingGenerator.stream`; a plain sequence is read on the loop, any other iterable in
+        a helper thread (it may block until its feeder adds a prompt)."""
+        results: queue.Queue[Completion | BaseException | None] = queue.Queue()
         future = self._loop.submit(self._run(prompts, sampling, results.put))
         try:
-            for _ in range(len(prompts)):
+            finished = False
+            while not finished:
+                ready: list[Completion] = []
                 item = results.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+                while True:
+                    if isinstance(item, BaseException):
+                        raise item
+                    if item is None:  # the end: every prompt taken and answered
+                        finished = True
+                        break
+                    ready.append(item)
+                    try:
+                        item = results.get_nowait()
+                    except queue.Empty:
+                        break
+                if ready:
+                    yield ready
             future.result()
         finally:
             future.cancel()  # the caller stopped early (or we failed): abandon what is in flight
@@ -140,70 +163,75 @@ class OpenAIGenerator:
 
     async def _run(
         self,
-        prompts: Sequence[Prompt],
+        prompts: Iterable[Prompt],
         sampling: SamplingSpec,
-        emit: Callable[[Completion | BaseException], None],
+        emit: Callable[[Completion | BaseException | None], None],
     ) -> None:
-        pending = iter(enumerate(prompts))
+        take = _taker(prompts)
 
         async def worker() -> None:
-            for index, prompt in pending:  # a shared iterator: each prompt is taken by one worker
-                emit(await self._complete(index, prompt, sampling))
+            # Each worker takes the next prompt as soon as its own is answered: no batch barrier.
+            while (taken := await take()) is not None:
+                emit(await self._complete(*taken, sampling))
 
         try:
-            workers = min(len(prompts), 2 * self.endpoint.concurrency)
+            workers = 2 * self.endpoint.concurrency
+            if isinstance(prompts, Sequence):
+                workers = min(len(prompts), workers)
             await asyncio.gather(*(worker() for _ in range(workers)))
         except BaseException as exc:  # a bug, not a request failure: surface it in the caller's thread
             emit(exc)
             raise
+        emit(None)
 
     async def _complete(self, index: int, prompt: Prompt, sampling: SamplingSpec) -> Completion:
         seed = sampling.seed if prompt.seed is None else prompt.seed
         samples: list[Sample] = []
+        mine = UsageCounter()  # this prompt's share of self.usage
         while len(samples) < sampling.samples_per_question:
             want = sampling.samples_per_question - len(samples)
             try:
                 got = await self._request(
-                    index, _payload(self.endpoint, prompt, sampling, want, seed + len(samples))
+                    index, _payload(self.endpoint, prompt, sampling, want, seed + len(samples)), mine
                 )
             except AttemptError as exc:
-                self.usage.failures += 1
+                _bump((self.usage, mine), failures=1)
                 failed = Sample(text="", finish_reason="error", error=self._scrub(str(exc)))
                 samples.extend([failed] * want)
                 break
             samples.extend(got[:want])
-        return Completion(index=index, samples=tuple(samples))
+        return Completion(index=index, samples=tuple(samples), usage=mine)
 
-    async def _request(self, index: int, payload: dict[str, Any]) -> list[Sample]:
+    async def _request(self, index: int, payload: dict[str, Any], mine: UsageCounter) -> list[Sample]:
         """One logical request with its retries; raises AttemptError when it fails for good."""
         estimate = _estimate_tokens(payload)
         for attempt in range(self.endpoint.max_retries + 1):
             await self._limiter.acquire(estimate)
             try:
-                return await self._attempt(payload, estimate)
+                return await self._attempt(payload, estimate, mine)
             except AttemptError as exc:
                 self._limiter.correct_tokens(estimate, 0)
                 if not exc.retryable or attempt == self.endpoint.max_retries:
                     raise AttemptError(f"{exc} (after {attempt + 1} attempts)", retryable=False) from None
                 delay = self._backoff.delay(attempt, self._rng, exc.retry_after)
-                self.usage.retries += 1
+                _bump((self.usage, mine), retries=1)
                 log.warning(
                     "prompt %d: %s; retry %d in %.2fs", index, self._scrub(str(exc)), attempt + 1, delay
                 )
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, payload: dict[str, Any], estimate: int) -> list[Sample]:
+    async def _attempt(self, payload: dict[str, Any], estimate: int, mine: UsageCounter) -> list[Sample]:
         path = "/chat/completions" if "messages" in payload else "/completions"
         async with self._slots:
             began = time.monotonic()
-            self.usage.requests += 1
+            _bump((self.usage, mine), requests=1)
             data = await self._post(path, payload)
             latency = time.monotonic() - began
         samples, usage = _parse_response(
             data, chat="messages" in payload, max_tokens=int(payload["max_tokens"]), latency=latency
         )
-        self._count(usage)
+        _bump((self.usage, mine), prompt_tokens=usage[0], completion_tokens=usage[1])
         self._limiter.correct_tokens(estimate, sum(usage))
         return samples
 
@@ -231,15 +259,51 @@ class OpenAIGenerator:
                 f"malformed JSON in the response: {response.text[:120]!r}", retryable=True
             ) from None
 
-    def _count(self, usage: tuple[int, int]) -> None:
-        self.usage.prompt_tokens += usage[0]
-        self.usage.completion_tokens += usage[1]
-
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
 
 # -- pure helpers ------------------------------------------------------------------------------------
+
+
+def _bump(counters: Sequence[UsageCounter], **amounts: int) -> None:
+    """Add the same amounts to the totals and to one prompt's counter."""
+    for counter in counters:
+        for name, amount in amounts.items():
+            setattr(counter, name, getattr(counter, name) + amount)
+
+
+def _taker(prompts: Iterable[Prompt]) -> Callable[[], Coroutine[Any, Any, tuple[int, Prompt] | None]]:
+    """An awaitable `take()` shared by the workers: the next (index, prompt), or None when exhausted.
+    A sequence is read on the loop. Any other iterable may block until its feeder adds a prompt, and the
+    loop must keep serving answers meanwhile: a pump thread reads it into an asyncio queue, so a worker
+    whose answer came takes the next prompt on the loop, without a thread hop when one is waiting."""
+    source = iter(enumerate(prompts))
+    if isinstance(prompts, Sequence):
+
+        async def take_now() -> tuple[int, Prompt] | None:
+            return next(source, None)
+
+        return take_now
+    loop = asyncio.get_running_loop()
+    queued: asyncio.Queue[tuple[int, Prompt] | None] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for item in source:
+                loop.call_soon_threadsafe(queued.put_nowait, item)
+        finally:
+            loop.call_soon_threadsafe(queued.put_nowait, None)
+
+    threading.Thread(target=pump, name="adacot-http-feed", daemon=True).start()
+
+    async def take() -> tuple[int, Prompt] | None:
+        item = await queued.get()
+        if item is None:
+            queued.put_nowait(None)  # the end, for every other worker too
+        return item
+
+    return take
 
 
 def _api_key(endpoint: Endpoint) -> str | None:

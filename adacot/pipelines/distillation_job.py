@@ -27,14 +27,21 @@ Layout under the output directory (besides the artifact contract of adacot.artif
     exports/                       sharegpt.jsonl / alpaca.jsonl + dataset_info.json (spec.exports)
     distribution.png, summary.json acceptance per level, tokens and attempts per kept sample, shares
 
-A shard distils its questions in chunks of twice the endpoint's concurrency and appends each chunk's
-records as it finishes (a SIGKILL loses the chunk in flight; the rerun redoes it, never duplicates it).
+A shard whose teacher takes prompts as they come (an endpoint or the in-pod server: `StreamingGenerator`)
+distils with continuous dispatch (`distill_stream`: `concurrency` requests always in flight, a question's
+next round asked as soon as its last is verified) and appends each question's record the moment it is
+final; a SIGKILL loses only the questions in flight, which the rerun redoes, never duplicates. Any other
+teacher (a batch engine) distils in chunks of twice the endpoint's concurrency, a chunk's records
+appended when the whole chunk is done.
 The process that finds every shard done merges under the merge lock; every merge step skips what an
 interrupted merge already finished, and the shard logs stay until the whole job is complete (records/ is
 finalized with them kept), so a merge killed half-way resumes without asking the teacher again.
 Generator usage (requests, retries, tokens) is summed per shard over its runs and totalled in the
-manifest. The shard / resume / lock / finalize steps are adacot.pipelines.sharded's; this module supplies
-the plan, the engines of a chunk (`_distiller`) and the merge content (`_merged`).
+manifest; when the records carry their own usage (streaming), the manifest's usage is the sum over the
+records instead, so after a kill and resume it counts exactly the calls whose answers were written (the
+calls in flight at the kill are not counted: their questions are asked again and counted then).
+The shard / resume / lock / finalize steps are adacot.pipelines.sharded's; this module supplies the
+plan, the engines of a shard run (`_distiller`) and the merge content (`_merged`).
 
 Limits: the merge lock is `fcntl.flock` (local disks, NFSv4); the bank is read whole into memory.
 """
@@ -53,20 +60,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from adacot.api.distillation_job import DistillationJob, DistillationJobSpec
-from adacot.artifacts.jsonio import iter_jsonl
+from adacot.artifacts.jsonio import iter_jsonl, iter_records
 from adacot.artifacts.manifest import Manifest, atomic_write_bytes, read_manifest
 from adacot.artifacts.rows import BankEntry, CotTrace, DistilledQuestion, SftExample
 from adacot.artifacts.shards import ShardSpec, merge_logs
 from adacot.artifacts.store import ArtifactDir, read_records
 from adacot.artifacts.summary import read_json, read_summary, write_json
-from adacot.backends.base import Generator
+from adacot.backends.base import Generator, StreamingGenerator
 from adacot.pipelines import sharded
 from adacot.pipelines.distillation_exports import summarise, write_exports
 from adacot.pipelines.level_scale import check_p_eval
 from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
 from adacot.progress.meter import ProgressCallback
 from adacot.stages.decontaminate import BenchmarkIndex
-from adacot.stages.distill import DistillStats, Verifiers, decontaminate, distill_chunk
+from adacot.stages.distill import DistillStats, Verifiers, decontaminate, distill_chunk, distill_stream
 
 if TYPE_CHECKING:
     from adacot.stages.distribution import Distribution
@@ -240,10 +247,18 @@ def _distiller(
     the teacher's usage."""
     with teacher(spec, root, factory) as generator:
         stats, verifiers = DistillStats(), Verifiers(spec.verification)
+        stream = None
+        if isinstance(generator, StreamingGenerator):
+            streaming = generator  # narrowed for the closure
+
+            def stream(todo: list[BankEntry]) -> Iterator[DistilledQuestion]:
+                return distill_stream(todo, spec.teacher, spec.filter, streaming, verifiers, stats)
+
         try:
             yield ChunkWorker(
                 lambda chunk: distill_chunk(chunk, spec.teacher, spec.filter, generator, verifiers, stats),
                 lambda: {"distill": stats.as_dict(), "usage": generator.usage.as_dict()},
+                stream,
             )
         finally:
             verifiers.close()
@@ -283,8 +298,23 @@ def _merge_records(resource: DistillationJob, root: Path, count: int, counters: 
     if records.complete:
         return
     merge_logs(records, DistilledQuestion, count, records_per_file=RECORDS_PER_FILE)
-    manifest = Manifest(kind="DistilledQuestions", name=resource.metadata.name, metrics=counters)
+    usage = _records_usage(records)
+    metrics = counters if usage is None else {**counters, "usage": usage}
+    manifest = Manifest(kind="DistilledQuestions", name=resource.metadata.name, metrics=metrics)
     records.finalize(manifest, keep_work=True)  # the shard logs go once the whole job is complete
+
+
+def _records_usage(records: ArtifactDir) -> dict[str, int] | None:
+    """The teacher usage summed over the merged records, or None when some record has none (a batch
+    teacher, or files from before per-record usage): then the shards' counters stand."""
+    total: dict[str, int] = {}
+    for path in sorted(records.data_dir.glob("part-*")):
+        for record in iter_records(path, DistilledQuestion):
+            if record.usage is None:
+                return None
+            for key, value in record.usage.items():
+                total[key] = total.get(key, 0) + value
+    return dict(sorted(total.items())) if total else None
 
 
 def _kept_traces(root: Path) -> Iterator[CotTrace]:

@@ -9,8 +9,10 @@ manifest). `run_shard` and `merge` do the rest, the same way for both:
     run_shard   complete artifact? return its summary. Else prepare, load, take the items whose key
                 hashes to this shard, skip those already logged, process the rest chunk by chunk
                 (each chunk's records appended to the shard's AppendLog as it finishes, its counters
-                saved), mark the shard done; other shards not done? return a summary saying so
-                (`complete: false`, `waiting_for`); else `merge`.
+                saved) or, when the worker streams, all at once (each record appended the moment it
+                is final, the counters saved at most once a second and at the end), mark the
+                shard done; other shards not done? return a summary saying so (`complete: false`,
+                `waiting_for`); else `merge`.
     merge       under the merge lock, complete already? return its summary (another shard merged while
                 this one waited); every shard done? `content`, summary.json, MANIFEST.json + _SUCCESS
                 (artifact.finalize), then the shard logs are removed and the termination message written.
@@ -42,6 +44,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -71,6 +74,9 @@ class ChunkWorker(Generic[ItemT, RecordT]):
     """One chunk of items to their records (one per item)."""
     counters: Callable[[], dict[str, Any]]
     """This run's counters so far: nested dicts of numbers (stage counts, generator usage)."""
+    stream: Callable[[list[ItemT]], Iterator[RecordT]] | None = None
+    """All the items to their records, yielded as each is final (continuous dispatch: no chunk waits
+    for its slowest item, and a kill loses only the items in flight); used instead of `process`."""
 
 
 @dataclass(frozen=True)
@@ -184,12 +190,36 @@ def _process_chunks(
 ) -> None:
     stats_path = stage.stats_path(shard)
     previous = read_json(stats_path)  # earlier runs of this shard: this run's counters add to them
+    if worker.stream is not None:
+        _process_stream(
+            log, todo, worker, meter, lambda: add_counters(previous, worker.counters()), stats_path
+        )
+        return
     for start in range(0, len(todo), stage.chunk_size):
         chunk = todo[start : start + stage.chunk_size]
         for record in worker.process(chunk):
             log.append(record)
         atomic_write_bytes(stats_path, json.dumps(add_counters(previous, worker.counters())).encode())
         meter.advance(len(chunk))
+
+
+def _process_stream(
+    log: AppendLog[RecordT],
+    todo: list[ItemT],
+    worker: ChunkWorker[ItemT, RecordT],
+    meter: ProgressMeter,
+    counters: Callable[[], dict[str, Any]],
+    stats_path: Path,
+) -> None:
+    assert worker.stream is not None
+    saved = time.monotonic()
+    for record in worker.stream(todo):
+        log.append(record)
+        meter.advance(1)
+        if time.monotonic() - saved >= 1.0:  # counters are cheap to lose; the records are not
+            atomic_write_bytes(stats_path, json.dumps(counters()).encode())
+            saved = time.monotonic()
+    atomic_write_bytes(stats_path, json.dumps(counters()).encode())
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 Callers: adacot.pipelines.distillation_job (shards, resume, files) and tests. Functions over rows; the
 teacher comes in through the `Generator` protocol, the Result-Verifiers through `Verifiers`.
 
-Per question (`distill_chunk`, a chunk of questions at a time):
+Per question (`distill_chunk`: a chunk at a time, round by round, for batch engines; `distill_stream`:
+continuous, for a teacher that takes prompts as they come - a question's next round is asked as soon as
+its previous one is verified, and its record is yielded the moment it is final):
 1. The prompt: the question plus the per-task answer-format instruction (adacot.stages.prompts: math
    "\\boxed{}", code one ```python block), with the teacher's system message when set.
 2. Rounds: each round asks the teacher for `sampling.samplesPerQuestion` samples (seed derived from the
@@ -19,14 +21,18 @@ Per question (`distill_chunk`, a chunk of questions at a time):
 Every sample gets an outcome (`kept`, `correct_not_kept`, `wrong:<verdict reason>`, `undecided:<verdict
 reason>` or a screening reason above), so each question's record says why nothing was kept.
 
+Both give the same records (prompts, seeds and verdicts depend only on the question and the round);
+`distill_stream` also stores each question's teacher usage in its record (`DistilledQuestion.usage`).
+
 Limits: `filter.maxTokens` counts the teacher's tokens (the student's tokenizer may count differently);
 a question keeps samples from one round only (the round that verified first).
 """
 
 from __future__ import annotations
 
+import queue
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +41,7 @@ from adacot.api.distillation_job import FilterSpec, TeacherSpec
 from adacot.api.generation import VerificationSpec
 from adacot.artifacts.manifest import Counters
 from adacot.artifacts.rows import Attempt, BankEntry, CotTrace, DistilledQuestion, Verdict
-from adacot.backends.base import Generator, Sample
+from adacot.backends.base import Completion, Generator, Prompt, Sample, StreamingGenerator
 from adacot.stages.decontaminate import BenchmarkIndex, Contamination
 from adacot.stages.prompts import derive_seed, prompt_for_text, user_text
 from adacot.stages.r1 import R1Result, assemble
@@ -158,6 +164,8 @@ class _Question:
     sampled: list[_Sampled] = field(default_factory=list)
     rounds: int = 0
     done: bool = False
+    usage: Counter[str] | None = None
+    """The teacher's calls for this question, over its rounds (streaming only)."""
 
 
 def _pick(correct: list[_Sampled], keep: str) -> list[_Sampled]:
@@ -259,6 +267,7 @@ def _record(item: _Question) -> DistilledQuestion:
         attempts=[s.attempt for s in item.sampled],
         outcomes=[s.outcome or "unverified" for s in item.sampled],
         kept=[_trace(item, s) for s in item.sampled if s.outcome == KEPT],
+        usage=dict(sorted(item.usage.items())) if item.usage is not None else None,
     )
 
 
@@ -281,6 +290,96 @@ def distill_chunk(
         for record in records:
             stats.add(record)
     return records
+
+
+# ------------------------------------------------------------------------------------------ streaming
+
+
+class _Feed:
+    """The prompts of a stream, added while it runs; iterating blocks until the next one or `close()`."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Prompt | None] = queue.Queue()
+
+    def put(self, prompt: Prompt) -> None:
+        self._queue.put(prompt)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[Prompt]:
+        while (prompt := self._queue.get()) is not None:
+            yield prompt
+
+
+def _round_prompt(item: _Question, teacher: TeacherSpec) -> Prompt:
+    seed = derive_seed(teacher.sampling.seed, item.entry.question.id, item.rounds)
+    return teacher_prompt(item.prompt, teacher.prompt, seed)
+
+
+def _arrived(
+    sent: list[_Question], answered: set[int], ready: list[Completion], filters: FilterSpec
+) -> list[tuple[_Question, list[_Sampled]]]:
+    """The questions answered in one ready batch, each with its screened samples and usage counted."""
+    arrived = []
+    for completion in ready:
+        item = sent[completion.index]
+        if completion.index in answered:
+            raise RuntimeError(f"teacher yielded prompt {completion.index} ({item.entry.question.id}) twice")
+        answered.add(completion.index)
+        start = len(item.sampled)
+        question_id = item.entry.question.id
+        fresh = [_sampled(question_id, start + i, s, filters) for i, s in enumerate(completion.samples)]
+        if completion.usage is not None:
+            counts = completion.usage.as_dict()
+            item.usage = item.usage if item.usage is not None else Counter()
+            item.usage.update({k: v for k, v in counts.items() if isinstance(v, int)})
+        arrived.append((item, fresh))
+    return arrived
+
+
+def distill_stream(
+    entries: Sequence[BankEntry],
+    teacher: TeacherSpec,
+    filters: FilterSpec,
+    generator: StreamingGenerator,
+    verifiers: Verifiers,
+    stats: DistillStats | None = None,
+) -> Iterator[DistilledQuestion]:
+    """Distil with continuous dispatch (see the module docstring); records in the order they finish.
+
+    Every question's round-0 prompt is queued at once; the teacher keeps `concurrency` requests in
+    flight; each batch of ready answers is verified together, and a question without a kept sample is
+    queued for its next round right away. Closing the iterator early abandons what is in flight.
+    """
+    feed, sent, answered = _Feed(), [], set[int]()  # sent[i]: the question of prompt i (Completion.index)
+    for item in (_Question(e, user_text(e.question, teacher.prompt)) for e in entries):
+        sent.append(item)
+        feed.put(_round_prompt(item, teacher))
+    open_questions = len(sent)
+    if not open_questions:
+        return
+    try:
+        for ready in generator.stream(feed, teacher.sampling):
+            arrived = _arrived(sent, answered, ready, filters)
+            _verify_round([(item, s) for item, fresh in arrived for s in fresh], verifiers)
+            for item, fresh in arrived:
+                item.sampled.extend(fresh)
+                item.rounds += 1
+                _decide(item, fresh, teacher.keep)
+                if item.done or item.rounds >= teacher.max_attempts:
+                    open_questions -= 1
+                    record = _record(item)
+                    if stats is not None:
+                        stats.add(record)
+                    yield record
+                else:
+                    sent.append(item)
+                    feed.put(_round_prompt(item, teacher))
+            if not open_questions:
+                feed.close()
+    finally:
+        feed.close()  # wakes the generator's taker thread when the caller stops early
 
 
 def traces_of(records: Iterable[DistilledQuestion]) -> Iterable[CotTrace]:
