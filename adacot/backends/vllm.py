@@ -3,14 +3,15 @@
 Callers: `make_generator` for GradingRun/DistillationJob specs with `inference.engine: vllm`; the
 integration tests and the grading benchmark.
 
-Running in-process. vLLM's V1 engine normally runs its core in a separate process. Under the CPU build
-(and wherever CUDA is already initialised) that process is *spawned*, which re-imports `__main__` and
-fails inside pytest or any caller without an `if __name__ == "__main__":` guard. This generator therefore
-sets VLLM_ENABLE_V1_MULTIPROCESSING=0 (unless the caller set it) before building the engine, so the
-engine core runs in the calling process. The cost is the overlap of scheduling with the forward pass
-(not measured here; it matters most on fast GPUs); pass `in_process=False` from a guarded entry point
-to get it back. Tensor
-parallelism (`options.tensor_parallel_size` > 1) still starts one worker process per GPU either way.
+Process layout. By default the engine runs in vLLM's own layout: the engine core in a child process, so
+scheduling and detokenisation overlap the forward pass (benchmarks/grading.py measures what in-process
+costs: about 2.7x the time on this 2-CPU machine). vLLM *spawns* that child on the CPU build (and wherever
+CUDA is already initialised), which re-imports `__main__`: every adacot entry point (the `adacot` console
+script: CLI, `adacot stage` in pods, `adacot run`, the demo) is guarded, and so are pytest's. A caller
+that is not (a script without `if __name__ == "__main__":`) passes `in_process=True`, or sets vLLM's
+own switch VLLM_ENABLE_V1_MULTIPROCESSING=0, to run the engine core in the calling process. The engine
+core exits with the process that built it, SIGKILL included (adacot.backends.vllm_guard). Tensor
+parallelism (`options.tensor_parallel_size` > 1) starts one worker process per GPU either way.
 
 CPU memory. On the CPU build `gpu_memory_utilization` is the share of the *host's* memory reserved for
 the KV cache and vLLM refuses to start when that much is not free. Pass a fixed
@@ -25,14 +26,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from adacot.api.common import ModelSpec
 from adacot.api.generation import SamplingSpec, VllmOptions
 from adacot.backends.base import Completion, Prompt, Sample, UsageCounter
 from adacot.backends.hf import render_prompt, torch_dtype_name
+from adacot.backends.vllm_guard import GUARD_ENV
 
 IN_PROCESS_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
+"""vLLM's switch: "0" runs the engine core in the calling process."""
 
 
 class VllmGenerator:
@@ -47,22 +51,26 @@ class VllmGenerator:
         max_model_len: int | None = None,
         batch_size: int = 256,
         source: str | None = None,
-        in_process: bool = True,
+        in_process: bool | None = None,
     ) -> None:
+        """`in_process`: True runs the engine core in this process, False in its own (vLLM's default);
+        None follows VLLM_ENABLE_V1_MULTIPROCESSING, and vLLM's default when that is unset."""
         from vllm import LLM
+        from vllm.v1.engine.core_client import InprocClient
 
         from adacot.backends.models import hub_token, resolve_model
 
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if in_process:
-            os.environ.setdefault(IN_PROCESS_ENV, "0")
         self.usage = UsageCounter()
         self.chat = chat
         self.batch_size = batch_size
         self._chat_template = model.chat_template
         kwargs = engine_kwargs(model, options, max_model_len=max_model_len)
-        self._llm: Any = LLM(model=source or resolve_model(model), hf_token=hub_token(model), **kwargs)
+        with _layout(in_process):
+            self._llm: Any = LLM(model=source or resolve_model(model), hf_token=hub_token(model), **kwargs)
+        self.in_process: bool = isinstance(self._llm.llm_engine.engine_core, InprocClient)
+        """Which layout vLLM built (its switch may be set by the caller's environment)."""
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len: int = self._llm.llm_engine.model_config.max_model_len
 
@@ -126,6 +134,24 @@ class VllmGenerator:
         error = f"prompt has {length} tokens; the model's context (max_model_len) is {self.max_model_len}"
         failed = Sample(text="", finish_reason="error", prompt_tokens=length, error=error)
         return Completion(index=index, samples=(failed,) * n)
+
+
+@contextmanager
+def _layout(in_process: bool | None) -> Iterator[None]:
+    """The environment vLLM reads while it builds the engine: the layout asked for, and the parent guard
+    for any process it starts (inherited; see adacot.backends.vllm_guard). Restored afterwards, so one
+    generator's choice does not become the next one's."""
+    changes = {GUARD_ENV: "1"} | ({} if in_process is None else {IN_PROCESS_ENV: "0" if in_process else "1"})
+    saved = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def sampling_params(sampling: SamplingSpec, seed: int | None) -> Any:

@@ -1,8 +1,10 @@
-"""The vLLM offline engine (CPU build, in-process) on the session's tiny model, with real MATH-500
-questions: n samples, seeds, the chat template, finish reasons, chunked yielding, over-long prompts."""
+"""The vLLM offline engine (CPU build, adacot's default layout: the engine core in its own process) on the
+session's tiny model, with real MATH-500 questions: n samples, seeds, the chat template, finish reasons,
+chunked yielding, over-long prompts; the in-process layout as an option."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from transformers import AutoTokenizer
 from adacot.api.common import ModelSpec
 from adacot.api.generation import SamplingSpec, VllmOptions
 from adacot.backends.base import Completion, Generator, Prompt
-from adacot.backends.vllm import VllmGenerator, parse_extra_args
+from adacot.backends.vllm import IN_PROCESS_ENV, VllmGenerator, parse_extra_args
 
 pytestmark = pytest.mark.integration
 CONTEXT = 1024
@@ -105,6 +107,26 @@ def test_over_long_prompt_is_an_error_sample_not_a_failed_batch(
     assert [s.finish_reason for s in completions[1].samples] == ["error", "error"]
     assert "max_model_len" in (completions[1].samples[0].error or "")
     assert completions[0].samples[0].finish_reason in ("stop", "length")
+
+
+def test_default_layout_is_vllms_and_in_process_is_an_option(
+    engine: VllmGenerator, questions: list[Prompt], tiny_lm: Path
+) -> None:
+    assert not engine.in_process  # the engine core runs in its own process by default
+    env = os.environ.get(IN_PROCESS_ENV)
+    options = VllmOptions(extra_args=["--kv-cache-memory-bytes", KV_CACHE_BYTES])
+    inline = VllmGenerator(
+        ModelSpec(path=str(tiny_lm)), options, chat=True, max_model_len=CONTEXT, in_process=True
+    )
+    try:
+        assert inline.in_process
+        assert os.environ.get(IN_PROCESS_ENV) == env  # the choice does not leak to the next generator
+        sampling = SamplingSpec(samples_per_question=2, temperature=1.0, max_tokens=16, seed=5)
+        assert texts(list(inline.generate(questions[:1], sampling))) == texts(
+            list(engine.generate(questions[:1], sampling))
+        )
+    finally:
+        inline.close()
 
 
 def test_extra_args_parse_like_vllm_serve_flags() -> None:
