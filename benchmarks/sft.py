@@ -10,7 +10,8 @@ answer as the assistant turn: real, variable-length conversations). Four configu
 same records, each for one epoch in its own process (so peak RSS is per run):
 
 - adacot packed / unpacked: `adacot.training.train.train` (the SFTJob's training function: chat
-  template, assistant-only labels, greedy position_ids packing, transformers' Trainer);
+  template, assistant-only labels, best-fit-decreasing packing into rows of at most the max length with
+  per-sample position_ids, transformers' Trainer);
 - TRL packed / unpacked: `trl.SFTTrainer` with `SFTConfig` on the same records as a conversational
   prompt-completion dataset (`completion_only_loss`, TRL's equivalent of assistant-only loss here;
   packing is TRL's default best-fit-decreasing strategy, padding-free).
@@ -25,12 +26,17 @@ medians). Both trainers' data collators are wrapped by `TokenCounter`, which cou
 tokens as the model receives them: non-padding tokens (ids other than the pad token, which the chat
 template never emits) and total tokens (the batch tensor's size).
 
-Reading the figures: on CPU, packed rows attend through a block-diagonal mask built from position_ids
-(sdpa over the whole row, no varlen kernel), so a packed row costs attention over its full length.
-At the default width (hidden 128) attention over 512-token rows costs about as much as the MLP, which
-eats into packing's padding savings; TRL's padding-free packing flattens a whole batch into one row
-(batch size x max length), whose attention grows with the square of that. --hidden 512 shows a model
-whose cost is mostly in its linear layers, as in real models.
+Attention (recorded per configuration as `attention` and `layout`): every path here runs
+transformers' default on CPU, sdpa. adacot packed: rows [batch, longest row], padded, with a
+block-diagonal causal mask that transformers builds from the position_ids (no varlen kernel on CPU, so
+a row costs attention over its full length, masked blocks included). TRL packed: its padding-free
+layout, one flattened row of the whole batch (batch size x max length) with the same position_ids
+mask, whose attention grows with the square of that length. Unpacked: padded rows with a padding mask.
+On a GPU with flash_attention_2, adacot flattens packed batches into one row too (no padding at all)
+and transformers runs flash varlen over cu_seqlens taken from the position_ids, so each sample's
+attention costs its own length squared (adacot.training.packing); TRL's flattened rows take the same
+kernel. At the default width (hidden 128) attention over 512-token rows costs about as much as the
+MLP; --hidden 512 shows a model whose cost is mostly in its linear layers, as in real models.
 
 Figures per configuration, the median of --repeats runs (configurations alternate order between
 repeats): the Trainer's train_runtime, non-padding and total tokens/s over it, the non-padding share
@@ -159,7 +165,7 @@ def run_adacot(job: dict[str, Any]) -> dict[str, Any]:
 
     from adacot.api.sft_job import DeepSpeedSpec, TrainingSpec
     from adacot.training import train as train_module
-    from adacot.training.data import Collator
+    from adacot.training.packing import Collator
 
     training = TrainingSpec(
         learning_rate=job["lr"], epochs=1, per_device_batch_size=job["batch_size"],
@@ -173,15 +179,16 @@ def run_adacot(job: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     counters: list[TokenCounter] = []
 
-    def counted_collator(pad_id: int, *, packing: bool) -> TokenCounter:
-        counters.append(TokenCounter(Collator(pad_id, packing=packing), pad_id))
+    def counted_collator(pad_id: int, *, packing: bool, flatten: bool) -> TokenCounter:
+        counters.append(TokenCounter(Collator(pad_id, packing=packing, flatten=flatten), pad_id))
         return counters[-1]
 
     start = time.perf_counter()
     with mock.patch.object(train_module, "Collator", counted_collator):
         result = train_module.train(plan)
     wall = time.perf_counter() - start
-    return _figures(counters[0], result["runtime_s"], wall, result["train_loss"], result["global_step"])
+    figures = _figures(counters[0], result["runtime_s"], wall, result["train_loss"], result["global_step"])
+    return figures | attention(result["data"]["attention"], job["packing"], result["data"]["padding_free"])
 
 
 def run_trl(job: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +220,22 @@ def run_trl(job: dict[str, Any]) -> dict[str, Any]:
     trainer.save_model(str(Path(job["out"]) / "model"))
     wall = time.perf_counter() - start
     metrics = output.metrics
-    return _figures(counter, metrics["train_runtime"], wall, metrics["train_loss"], trainer.state.global_step)
+    figures = _figures(
+        counter, metrics["train_runtime"], wall, metrics["train_loss"], trainer.state.global_step
+    )
+    flattened = bool(trainer.padding_free)  # TRL's collator flattens bfd-packed batches
+    return figures | attention(model.config._attn_implementation, job["packing"], flattened)
+
+
+def attention(implementation: str, packing: bool, flattened: bool) -> dict[str, str]:
+    """The attention implementation a run used and the layout of its batches."""
+    if flattened:
+        layout = "one flattened row per batch, samples marked by position_ids"
+    elif packing:
+        layout = "padded rows of packed samples, samples marked by position_ids"
+    else:
+        layout = "padded rows, one sample each, padding mask"
+    return {"attention": implementation, "layout": layout}
 
 
 def _figures(counter: TokenCounter, train_s: float, wall_s: float, loss: float, steps: int) -> dict[str, Any]:
@@ -283,7 +305,7 @@ def config_key(engine: str, packing: bool) -> str:
 
 def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Medians of every figure per configuration, and the ratios of non-padding tokens/s."""
-    median = {key: {f: statistics.median(r[f] for r in rs) for f in rs[0]} for key, rs in runs.items()}
+    median = {key: {f: _median([r[f] for r in rs]) for f in rs[0]} for key, rs in runs.items()}
     rate = {key: m["non_padding_tokens_per_s"] for key, m in median.items()}
     ratios = {
         "adacot/trl packed": rate["adacot-packed"] / rate["trl-packed"],
@@ -293,6 +315,15 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
     trained = sorted({r["non_padding_tokens"] for rs in runs.values() for r in rs})
     return {"median": median, "ratios": ratios, "non_padding_tokens_trained": trained}
+
+
+def _median(values: list[Any]) -> Any:
+    # Descriptions (attention, layout) are the same in every run of a configuration.
+    if isinstance(values[0], str):
+        if len(set(values)) != 1:
+            raise RuntimeError(f"runs of one configuration differ: {sorted(set(values))}")
+        return values[0]
+    return statistics.median(values)
 
 
 def table(summary: dict[str, Any], repeats: int) -> str:
@@ -320,6 +351,10 @@ def table(summary: dict[str, Any], repeats: int) -> str:
     )
     lines.append("")
     lines += [f"- {name}: **{value:.2f}x**" for name, value in summary["ratios"].items()]
+    lines += ["", "Attention and batch layout:", ""]
+    for engine, packing in CONFIGS:
+        m = summary["median"][config_key(engine, packing)]
+        lines.append(f"- {config_key(engine, packing)}: {m['attention']}, {m['layout']}")
     return "\n".join(lines)
 
 
@@ -351,6 +386,7 @@ def main() -> None:
         sizes = model_sizes(args.hidden)
         model, records, data = prepare(args.data, Path(tmp), args.records, args.max_seq_length, sizes)
         summary = summarise(compare(model, records, Path(tmp), args))
+    info["load_after"] = os.getloadavg()[0]
     settings = {
         k: getattr(args, k) for k in ("records", "max_seq_length", "batch_size", "repeats", "threads")
     }
@@ -378,7 +414,8 @@ def _header(info: dict[str, Any], settings: dict[str, Any]) -> str:
     data, sizes = settings["data"], settings["model"]
     return (
         f"machine: {info['cpu']}, {info['cpus']} CPUs shared with other engineers' work, Python "
-        f"{info['python']}, load average {info['load_before']:.2f} at start\n\nversions: {versions}\n\n"
+        f"{info['python']}, load average {info['load_before']:.2f} at start, "
+        f"{info['load_after']:.2f} at the end\n\nversions: {versions}\n\n"
         f"data: {data['records']} GSM8K conversations, {data['tokens']} tokens (min {data['min']}, median "
         f"{data['median']:.0f}, max {data['max']}); model: tiny Qwen2 (hidden {sizes['hidden']}, "
         f"{sizes['layers']} layers), fp32 CPU; max sequence length {settings['max_seq_length']}, batch size "

@@ -1,7 +1,7 @@
-"""SFT data: rows to chat messages, chat-template rendering with assistant-only labels, and packing.
+"""SFT data: rows to chat messages, chat-template rendering with assistant-only labels.
 
-Callers: adacot.training.train (the trainer's dataset and collator), adacot.pipelines.sft_job (pre-flight
-counts) and tests.
+Callers: adacot.training.train (the trainer's dataset), adacot.training.packing, adacot.pipelines.sft_job
+(pre-flight counts) and tests.
 
 Assistant spans (the method): each conversation is rendered with the model's own chat template as text,
 once whole and once per assistant turn up to the turn before it (with `add_generation_prompt`) and up
@@ -22,15 +22,7 @@ on bare answers, so such a template is refused with an error naming the model an
 Over-long examples are dropped and counted, never truncated (a cut-off chain of thought teaches the
 model to stop mid-thought); see TrainingSpec.max_seq_length.
 
-Packing (no cross-sample attention): examples are packed greedily, in order, into rows of at most
-max_seq_length tokens; each sample's position_ids restart at 0 and no attention_mask is passed.
-transformers then builds a block-diagonal causal mask from the position_ids (masking_utils'
-`find_packed_sequence_indices`) for sdpa and eager attention, and flash-attention derives its
-cu_seqlens from them, so a token never attends to another sample on CPU or GPU. That detection is
-skipped when a KV cache exists, so packed batches carry use_cache=False (and training turns the cache
-off): with the cache on, the samples of a row silently attend to each other. The first token of
-every packed sample is labelled -100, so no loss term predicts one sample from the previous one.
-Padding at the end of a batch forms its own block (positions restart at 0, labels -100).
+Packing and batching live in adacot.training.packing.
 
 Limits: multimodal content and tool calls are not handled; messages are role/content strings.
 """
@@ -38,7 +30,7 @@ Limits: multimodal content and tool calls are not handled; messages are role/con
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -258,81 +250,3 @@ def tokenize_all(
         stats.tokens += len(item.input_ids)
         stats.label_tokens += sum(label != IGNORE_INDEX for label in item.labels[1:])
     return kept
-
-
-# ------------------------------------------------------------------------------------------ model rows
-
-
-@dataclass
-class Row:
-    """One training row: one example, or several packed (position_ids restart at each sample)."""
-
-    input_ids: list[int] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    position_ids: list[int] = field(default_factory=list)
-
-    def add(self, item: Tokenized) -> None:
-        self.input_ids += item.input_ids
-        # The first token of a sample is never a target: with packing it would be predicted from the
-        # previous sample's last token; alone, the shifted loss never reaches it anyway.
-        self.labels += [IGNORE_INDEX, *item.labels[1:]]
-        self.position_ids += list(range(len(item.input_ids)))
-
-    def as_dict(self) -> dict[str, list[int]]:
-        return {"input_ids": self.input_ids, "labels": self.labels, "position_ids": self.position_ids}
-
-
-def build_rows(items: Sequence[Tokenized], max_seq_length: int, *, packing: bool) -> list[Row]:
-    """One row per example, or examples packed greedily in order into rows of <= max_seq_length."""
-    rows: list[Row] = []
-    for item in items:
-        if not rows or not packing or len(rows[-1].input_ids) + len(item.input_ids) > max_seq_length:
-            rows.append(Row())
-        rows[-1].add(item)
-    return rows
-
-
-class Collator:
-    """Pads a batch of rows. Packed rows get no attention_mask (the mask comes from position_ids, see the
-    module docstring); unpacked rows get a padding attention_mask."""
-
-    def __init__(self, pad_id: int, *, packing: bool) -> None:
-        self.pad_id = pad_id
-        self.packing = packing
-
-    def __call__(self, features: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-        batch: dict[str, list[list[int]]] = {
-            "input_ids": [],
-            "labels": [],
-            "position_ids": [],
-            "attention_mask": [],
-        }
-        for f in features:
-            pad = width - len(f["input_ids"])
-            batch["input_ids"].append(f["input_ids"] + [self.pad_id] * pad)
-            batch["labels"].append(f["labels"] + [IGNORE_INDEX] * pad)
-            batch["position_ids"].append(f["position_ids"] + list(range(pad)))
-            batch["attention_mask"].append([1] * len(f["input_ids"]) + [0] * pad)
-        if self.packing:
-            del batch["attention_mask"]
-        else:
-            del batch["position_ids"]
-        tensors: dict[str, Any] = {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
-        if self.packing:
-            # transformers derives the block-diagonal mask only when no KV cache is passed; a model whose
-            # config says use_cache=True would otherwise build one and attend across samples.
-            tensors["use_cache"] = False
-        return tensors
-
-
-def padding_share(rows: Sequence[Row], batch_size: int) -> float:
-    """Share of non-padding tokens when `rows` are batched in order by `batch_size` (for reports)."""
-    real = total = 0
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        real += sum(len(r.input_ids) for r in batch)
-        total += max(len(r.input_ids) for r in batch) * len(batch)
-    return real / total if total else 0.0

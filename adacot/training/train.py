@@ -5,7 +5,8 @@ adacot.training.train PLAN.json` on every node) and tests.
 
 Why transformers' Trainer and not TRL's SFTTrainer: the things SFTTrainer would add are done here in a
 few explicit lines (adacot.training.data: chat-template rendering, assistant-only labels that work
-with templates lacking `{% generation %}` markers, such as ChatML, and position_ids packing), while the
+with templates lacking `{% generation %}` markers, such as ChatML; adacot.training.packing:
+best-fit-decreasing packing with position_ids, flattened for flash-attention), while the
 Trainer brings what matters for the job — DeepSpeed ZeRO, gradient accumulation and checkpointing,
 resume, schedules — with one dependency less pinned against transformers 5.
 
@@ -30,16 +31,9 @@ from pydantic import BaseModel, ConfigDict
 
 from adacot.api.sft_job import DeepSpeedSpec, TrainingSpec
 from adacot.artifacts.manifest import atomic_write_bytes
-from adacot.training.data import (
-    Collator,
-    TokenizeStats,
-    build_rows,
-    load_tokenizer,
-    padding_share,
-    read_conversations,
-    tokenize_all,
-)
+from adacot.training.data import TokenizeStats, load_tokenizer, read_conversations, tokenize_all
 from adacot.training.deepspeed_config import CONFIG_NAME, deepspeed_config
+from adacot.training.packing import Collator, build_rows, padding_free, padding_share
 
 CHECKPOINTS, MODEL_DIR, ADAPTER_DIR, RESULT_NAME = "checkpoints", "model", "adapter", "train_result.json"
 
@@ -164,6 +158,16 @@ def _dataset(plan: TrainPlan, tokenizer: Any) -> tuple[list[dict[str, list[int]]
     return [r.as_dict() for r in rows], {**stats.as_dict(), "rows": len(rows), "non_padding_share": share}
 
 
+def _collator(training: TrainingSpec, tokenizer: Any, attention: str, data: dict[str, Any]) -> Collator:
+    """Packed batches flattened into one row for flash-attention, padded rows otherwise (training.packing);
+    `data` records the attention implementation and the layout."""
+    flatten = training.packing and padding_free(attention)
+    data |= {"attention": attention, "padding_free": flatten}
+    if flatten:
+        data["non_padding_share"] = 1.0  # one row of every batch's tokens: no padding at all
+    return Collator(tokenizer.pad_token_id, packing=training.packing, flatten=flatten)
+
+
 def last_checkpoint(out: Path) -> str | None:
     """The newest complete checkpoint under out/checkpoints, if any.
 
@@ -195,7 +199,7 @@ def train(plan: TrainPlan) -> dict[str, Any]:
     rows, data = _dataset(plan, tokenizer)
     args = _arguments(plan, out)  # before the model: ZeRO-3 partitions it while loading
     model = _model(plan, precision_of(plan.training))
-    collator = Collator(tokenizer.pad_token_id, packing=plan.training.packing)
+    collator = _collator(plan.training, tokenizer, str(model.config._attn_implementation), data)
     trainer = Trainer(
         model=model, args=args, train_dataset=rows, data_collator=collator, processing_class=tokenizer
     )

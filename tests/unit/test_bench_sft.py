@@ -10,7 +10,8 @@ from types import ModuleType
 import pytest
 from shared_data import SHARED_DATA, needs_shared_data
 
-from adacot.training.data import Collator, Tokenized, build_rows
+from adacot.training.data import Tokenized
+from adacot.training.packing import Collator, build_rows
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 PAD = 0

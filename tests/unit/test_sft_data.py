@@ -1,6 +1,5 @@
 """SFT data on real chat records: assistant-only labels at exact positions, row formats, over-long
-examples dropped and counted, packing without cross-sample attention (logits of a sample are the same
-packed and alone, with sdpa and eager attention; a control without the restart shows the leak)."""
+examples dropped and counted (packing: test_sft_packing.py)."""
 
 from __future__ import annotations
 
@@ -8,19 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from sft_helpers import math500_rows, r1_answer
 from shared_data import needs_shared_data
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from adacot.training.data import (
     IGNORE_INDEX,
-    Collator,
     TemplateError,
     TokenizeStats,
-    build_rows,
     messages_of,
-    padding_share,
     tokenize,
     tokenize_all,
 )
@@ -151,55 +146,6 @@ def test_over_long_examples_dropped_and_counted(tokenizer: Any) -> None:
     assert [len(k.input_ids) for k in kept] == [n for n in lengths if n <= limit]
     assert stats.dropped_too_long == sum(n > limit for n in lengths) > 0
     assert stats.examples == len(kept) and stats.tokens == sum(len(k.input_ids) for k in kept)
-
-
-def test_packing_rows_restart_positions_and_mask_first_tokens(tokenizer: Any) -> None:
-    items = tokenize_all(tokenizer, [chat(i) for i in range(8)], 4096)
-    width = 2 * max(len(i.input_ids) for i in items)
-    rows = build_rows(items, width, packing=True)
-
-    assert sum(len(r.input_ids) for r in rows) == sum(len(i.input_ids) for i in items)
-    assert len(rows) < len(items) and all(len(r.input_ids) <= width for r in rows)
-    starts = [i for r in rows for i, p in enumerate(r.position_ids) if p == 0]
-    assert len(starts) == len(items)
-    assert all(r.labels[i] == IGNORE_INDEX for r in rows for i, p in enumerate(r.position_ids) if p == 0)
-    assert padding_share(rows, 2) > padding_share(build_rows(items, width, packing=False), 2)
-
-
-def test_collator_pads_packed_rows_as_their_own_block(tokenizer: Any) -> None:
-    items = tokenize_all(tokenizer, [chat(i) for i in range(3)], 4096)
-    rows = [r.as_dict() for r in build_rows(items, 10_000, packing=False)]
-    packed = Collator(tokenizer.pad_token_id, packing=True)(rows)
-    plain = Collator(tokenizer.pad_token_id, packing=False)(rows)
-
-    assert "attention_mask" not in packed and "position_ids" not in plain
-    assert packed["use_cache"] is False  # with a KV cache transformers would not build the block mask
-    shortest = min(range(3), key=lambda i: len(rows[i]["input_ids"]))
-    n = len(rows[shortest]["input_ids"])
-    assert packed["position_ids"][shortest, n].item() == 0  # the padding starts a new block
-    assert (packed["labels"][shortest, n:] == IGNORE_INDEX).all()
-    assert plain["attention_mask"][shortest].sum().item() == n
-
-
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_packed_samples_do_not_attend_to_each_other(tiny_lm: Path, tokenizer: Any, attention: str) -> None:
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=attention)
-    model.train(False)
-    items = tokenize_all(tokenizer, [chat(i) for i in range(3)], 4096)
-    (row,) = build_rows(items, 100_000, packing=True)
-    batch = Collator(tokenizer.pad_token_id, packing=True)([row.as_dict()])
-    with torch.no_grad():
-        packed = model(**batch).logits[0]
-        # The control: positions run on, so the row is one long causal sequence.
-        leaky = model(input_ids=batch["input_ids"], use_cache=False).logits[0]
-        offset = 0
-        for item in items:
-            alone = model(input_ids=torch.tensor([item.input_ids])).logits[0]
-            span = slice(offset, offset + len(item.input_ids))
-            torch.testing.assert_close(packed[span], alone, atol=1e-4, rtol=1e-4)
-            if offset:
-                assert not torch.allclose(leaky[span], alone, atol=1e-3)  # the control does leak
-            offset += len(item.input_ids)
 
 
 def test_reads_a_distillation_artifact_and_plain_files(tmp_path: Path) -> None:
