@@ -190,6 +190,10 @@ class GradedQuestion(Record):
     """Attempts cut off by max tokens, dropped ones included (grader.truncated); None in older files."""
     prm_truncated: bool | None = None
     """A scored trace was longer than the PRM's context; None when no PRM scored this question."""
+    usage: dict[str, int] | None = None
+    """The generator's calls for this question (requests, retries, failures, prompt and completion
+    tokens), when it counts per prompt (the HTTP backend); the manifest's usage is then their sum, so it
+    covers exactly the records written, also after a kill and resume."""
 
     @model_validator(mode="after")
     def _level_or_reason(self) -> GradedQuestion:

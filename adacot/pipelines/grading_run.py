@@ -12,7 +12,11 @@ Layout under the output directory (besides the artifact contract of adacot.artif
 
 A shard takes the questions whose stable id hashes to it, skips those already in its phase-1 log,
 grades the rest in chunks of `inference.batchSize` and appends each chunk's records as it finishes (a
-SIGKILL loses at most the chunk in flight; the rerun redoes it, never duplicates it). The process that
+SIGKILL loses at most the chunk in flight; the rerun redoes it, never duplicates it). Through an
+endpoint (a `StreamingGenerator`) it grades with continuous dispatch instead (`grade_stream`): every
+prompt queued at once, `concurrency` requests in flight, each question's record appended as soon as it
+is graded (a SIGKILL loses only the questions in flight), and the manifest's usage is the sum of the
+usage the records carry, so it counts exactly the calls whose answers were written. The process that
 finds every shard done takes the merge lock and merges: phase 2 assigns levels over all scores (needed
 for quantiles, see adacot.stages.grade), `merge_logs` writes data/ sorted by id, then summary.json,
 MANIFEST.json, _SUCCESS and the termination message. Rerunning a complete artifact returns its summary.
@@ -39,7 +43,7 @@ from adacot.artifacts.manifest import Manifest
 from adacot.artifacts.rows import GradedQuestion, Question
 from adacot.artifacts.shards import AppendLog, ShardSpec, merge_logs
 from adacot.artifacts.store import ArtifactDir
-from adacot.backends.base import Generator, StepScorer
+from adacot.backends.base import Generator, StepScorer, StreamingGenerator
 from adacot.pipelines import sharded
 from adacot.pipelines.sharded import ChunkWorker, ShardedStage, ShardInputs
 from adacot.progress.meter import ProgressCallback
@@ -50,6 +54,7 @@ from adacot.stages.grade import (
     Response,
     assign_level,
     grade_chunk,
+    grade_stream,
     level_table,
 )
 from adacot.verify.factory import make_verifier
@@ -209,8 +214,15 @@ def _grader(
             "usage": generator.usage.as_dict() if generator is not None else {},
         }
 
+    stream = None
+    if isinstance(generator, StreamingGenerator):
+        streaming = generator  # narrowed for the closure
+
+        def stream(todo: list[Question]) -> Iterator[GradedQuestion]:
+            return grade_stream(todo, spec, verifier, streaming, scorer=scorer, stats=stats)
+
     try:
-        yield ChunkWorker(process, counters)
+        yield ChunkWorker(process, counters, stream)
     finally:
         verifier.close()
         scorer.close()
@@ -307,6 +319,7 @@ def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
     reasons: Counter[str] = Counter()
     flagged = {"truncated": 0, "prm_truncated": 0}
     tokens = {"prompt": 0, "completion": 0}
+    usage: dict[str, int] | None = {}
     for path in sorted(artifact.data_dir.glob("part-*")):
         for record in iter_records(path, GradedQuestion):
             level_list.append(record.level)
@@ -317,6 +330,7 @@ def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
             for attempt in record.attempts:
                 tokens["prompt"] += attempt.prompt_tokens or 0
                 tokens["completion"] += attempt.completion_tokens or 0
+            usage = _add_usage(usage, record.usage)
     histogram = levels.level_histogram(level_list)
     graded = sum(histogram.values())
     return {
@@ -331,7 +345,16 @@ def _metrics(artifact: ArtifactDir, counters: dict[str, Any]) -> dict[str, Any]:
         **flagged,
         "tokens": tokens,
         **counters,
+        **({"usage": usage} if usage else {}),
     }
+
+
+def _add_usage(total: dict[str, int] | None, usage: dict[str, int] | None) -> dict[str, int] | None:
+    """Records' usage summed; None once a record has none (a batch engine, or pre-generated responses:
+    then the shards' counters stand)."""
+    if total is None or usage is None:
+        return None
+    return {key: total.get(key, 0) + usage.get(key, 0) for key in sorted(total.keys() | usage.keys())}
 
 
 def _summary(resource: GradingRun, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,10 @@
 Callers: adacot.pipelines.grading_run (shards, resume, files) and tests. Functions over rows; the engines
 come in through the `Generator` and `StepScorer` protocols and a verifier with `verify_many`.
 
-Per question (phase 1, `grade_chunk`):
+Per question (phase 1, `grade_chunk` a chunk at a time; `grade_stream` with a generator that takes
+prompts as they come: every prompt queued at once, each batch of ready answers verified, scored and
+yielded as records while the rest are still in flight, so no request waits for a chunk's slowest; while
+the PRM scores one batch more answers arrive, so its batches grow when it is the slower part):
 1. k = sampling.samplesPerQuestion attempts: generated from the prompt (adacot.stages.prompts), or taken from
    pre-generated responses (ResponsesSpec, finish reasons when the file has them). A sample whose
    request failed for good gets the verdict `generation_error` (undecided) instead of being verified.
@@ -34,7 +37,7 @@ same path, so the records of both modes are made the same way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -42,7 +45,7 @@ from adacot.api.common import TaskType
 from adacot.api.grading_run import GradingRunSpec, LevelMapping
 from adacot.artifacts.manifest import Counters
 from adacot.artifacts.rows import Attempt, GradedQuestion, Question, Verdict
-from adacot.backends.base import Generator, Prompt, Sample, StepScorer
+from adacot.backends.base import Completion, Generator, Prompt, Sample, StepScorer, StreamingGenerator
 from adacot.stages import levels
 from adacot.stages.prompts import build_prompt, derive_seed
 from adacot.stages.steps import split_steps
@@ -350,6 +353,43 @@ def grade_chunk(
         raise ValueError("grade_chunk needs a generator or pre-generated responses")
     verified = verify_attempts(questions, raw, verifier)
     return grade_attempts(questions, verified, spec, scorer=scorer, stats=stats)
+
+
+def _usage(completion: Completion) -> dict[str, int] | None:
+    if completion.usage is None:
+        return None
+    return {k: v for k, v in sorted(completion.usage.as_dict().items()) if isinstance(v, int)}
+
+
+def grade_stream(
+    questions: Sequence[Question],
+    spec: GradingRunSpec,
+    verifier: ResponseVerifier,
+    generator: StreamingGenerator,
+    *,
+    scorer: Callable[[], StepScorer] | None = None,
+    stats: GradeStats | None = None,
+) -> Iterator[GradedQuestion]:
+    """Phase 1 with continuous dispatch (see the module docstring); records in the order they finish,
+    each with its question's generation usage (`GradedQuestion.usage`)."""
+    seed = spec.sampling.seed
+    prompts = [build_prompt(q, spec.prompt, derive_seed(seed, q.id)) for q in questions]
+    answered: set[int] = set()
+    for ready in generator.stream(prompts, spec.sampling):
+        batch, raw, usage = [], {}, {}
+        for completion in ready:
+            question = questions[completion.index]
+            if completion.index in answered:
+                raise RuntimeError(f"generator yielded prompt {completion.index} ({question.id}) twice")
+            answered.add(completion.index)
+            batch.append(question)
+            raw[question.id] = [_attempt(question.id, i, s) for i, s in enumerate(completion.samples)]
+            usage[question.id] = _usage(completion)
+        verified = verify_attempts(batch, raw, verifier)
+        for record in grade_attempts(batch, verified, spec, scorer=scorer, stats=stats):
+            yield record.model_copy(update={"usage": usage[record.key]})
+    if len(answered) != len(questions):
+        raise RuntimeError(f"generator answered {len(answered)} of {len(questions)} prompts")
 
 
 # ------------------------------------------------------------------------------------------ phase 2
