@@ -5,7 +5,7 @@ integration tests and the grading benchmark.
 
 Process layout. By default the engine runs in vLLM's own layout: the engine core in a child process, so
 scheduling and detokenisation overlap the forward pass (benchmarks/grading.py measures what in-process
-costs: about 2.7x the time on this 2-CPU machine). vLLM *spawns* that child on the CPU build (and wherever
+costs: 2.7x to 3.8x the time on this 2-CPU machine). vLLM *spawns* that child on the CPU build (and wherever
 CUDA is already initialised), which re-imports `__main__`: every adacot entry point (the `adacot` console
 script: CLI, `adacot stage` in pods, `adacot run`, the demo) is guarded, and so are pytest's. A caller
 that is not (a script without `if __name__ == "__main__":`) passes `in_process=True`, or sets vLLM's
