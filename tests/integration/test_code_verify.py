@@ -3,10 +3,14 @@ tests compare whitespace-tolerantly, expected outputs come from a canonical solu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
+from adacot.artifacts.rows import Verdict
 from adacot.verify.code import CodeVerifier
 from adacot.verify.sandbox import SandboxLimits
 
@@ -111,3 +115,23 @@ def test_verify_many_keeps_order(verifier: CodeVerifier) -> None:
     pairs = [(good if i % 3 else bad, TESTS) for i in range(10)]
     verdicts = list(verifier.verify_many(pairs))
     assert [v.correct for v in verdicts] == [bool(i % 3) for i in range(10)]
+
+
+def test_verify_many_runs_past_a_slow_head(verifier: CodeVerifier) -> None:
+    # The first sample waits until the twentieth has been verified: with a look-ahead of only
+    # 2 x workers (the old window) it could never see that and would give up after 20 s.
+    later_done = threading.Event()
+    verify = verifier.verify
+
+    def scripted(response: str, tests: dict[str, Any]) -> Verdict:
+        if response == "head":
+            return Verdict(correct=later_done.wait(20), reason="scripted")
+        found = verify(response, tests)
+        if response.endswith("# 20\n"):
+            later_done.set()
+        return found
+
+    pairs = [("head", TESTS)] + [(f"{CANONICAL}# {i}\n", TESTS) for i in range(1, 25)]
+    with patch.object(verifier, "verify", scripted):
+        verdicts = list(verifier.verify_many(pairs))
+    assert [v.correct for v in verdicts] == [True] * 25

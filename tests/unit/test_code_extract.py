@@ -115,6 +115,20 @@ def test_encoding_reduces_subclasses_and_hides_custom_eq() -> None:
     assert isinstance(opaque, Opaque) and opaque.type_name == "object"
 
 
+def test_encoding_fast_paths_keep_subclass_rule() -> None:
+    # encode() takes exact list/tuple/int first; their subclasses still reduce to the base type.
+    from collections import namedtuple
+
+    class Items(list):  # type: ignore[type-arg]
+        pass
+
+    pair = namedtuple("pair", "a b")
+    assert decode(encode([pair(1, 2), Items([3])])) == [(1, 2), [3]]
+    assert [type(item) for item in decode(encode([pair(1, 2), Items([3])]))] == [tuple, list]
+    assert encode(-(10**1000)) == {"#i": hex(-(10**1000))} and encode(10**1000 - 1) == 10**1000 - 1
+    assert encode([True, 1.0, None, "s"]) == {"#l": [True, 1.0, None, "s"]}
+
+
 @pytest.mark.parametrize("bad", [[1, 2], {"#zz": 1}, {"#l": 1, "#t": 2}, {"#d": [[[1], 2]]}, {"#i": "xyz"}])
 def test_decode_rejects_malformed(bad: object) -> None:
     with pytest.raises(ValueError):
