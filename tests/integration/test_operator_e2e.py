@@ -304,6 +304,13 @@ def test_suspend_mid_stage_and_an_operator_restart_resume_without_redoing_work(
         while not server.attempts(prompts[3]):
             assert run.process.poll() is None and time.monotonic() < deadline, kubelet.log_of(run.name)
             process_wait(run.process, 0.1)  # the stall on question 4 holds the stage here
+        # Continuous dispatch asks question 4 while question 3 may still be graded: wait until the
+        # three before it are in the shard log, so that what the resume must not ask again is known.
+        output = kubectl.get("gradingrun", "stall")["status"]["output"]
+        logs = volume_root / "pvc" / output["claim"] / output["path"]
+        while _logged_lines(logs) < 3:
+            assert run.process.poll() is None and time.monotonic() < deadline, kubelet.log_of(run.name)
+            process_wait(run.process, 0.1)
         uid = kubectl.get("job", job)["metadata"]["uid"]
 
         operator.kill()
@@ -324,6 +331,11 @@ def test_suspend_mid_stage_and_an_operator_restart_resume_without_redoing_work(
     assert sorted(r.key for r in graded) == sorted(r["id"] for r in rows)  # each question once
     # One pod killed by the suspension, one that finished: the restart started no second Job.
     assert [(r.deleted, r.phase) for r in kubelet.pods_of(job)] == [(True, "Running"), (False, "Succeeded")]
+
+
+def _logged_lines(artifact: Path) -> int:
+    """Complete records in the artifact's shard logs (adacot.artifacts.shards.AppendLog)."""
+    return sum(p.read_bytes().count(b"\n") for p in artifact.glob("**/log-*-of-*.jsonl"))
 
 
 def test_the_shipped_example_is_accepted_and_waits_for_its_claims(
