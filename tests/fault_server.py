@@ -16,11 +16,13 @@ The server also counts the requests it holds open at once (`max_in_flight`).
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -190,3 +192,13 @@ def _answer(behaviour: str, body: dict[str, Any], prompt: str) -> dict[str, Any]
         "choices": choices,
         "usage": usage,
     }
+
+
+def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], limit_s: float = 120) -> None:
+    """For kill-and-resume tests against this server: until the shard log holds `count` records (a
+    condition, polled; the limit only stops a hang)."""
+    deadline = time.monotonic() + limit_s
+    while not (path.is_file() and len(path.read_text().splitlines()) >= count):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, f"{path}: fewer than {count} records after {limit_s}s"
+        time.sleep(0.05)

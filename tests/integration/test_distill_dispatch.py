@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from distill_helpers import entry, job, write_bank
-from fault_server import FaultServer
+from fault_server import FaultServer, wait_for_lines
 
 from adacot.api.distillation_job import DistillationJob
 from adacot.api.generation import PromptSpec
@@ -88,15 +87,6 @@ from adacot.pipelines.distillation_job import run_distillation_job
 if __name__ == "__main__":  # the verifier's worker processes are spawned: they re-import this file
     run_distillation_job(load_resources(sys.argv[1])[0], sys.argv[2], bank_dir=sys.argv[3])
 """
-
-
-def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str], limit_s: float = 120) -> None:
-    """Until the shard log holds `count` records (a condition, polled; the limit only stops a hang)."""
-    deadline = time.monotonic() + limit_s
-    while not (path.is_file() and len(path.read_text().splitlines()) >= count):
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, f"{path}: fewer than {count} records after {limit_s}s"
-        time.sleep(0.05)
 
 
 def test_sigkill_mid_run_then_resume_gives_exact_records_and_usage(tmp_path: Path) -> None:
