@@ -37,6 +37,15 @@ def r1_answer(answer: str) -> str:
     return f"<think>\nLet me work through it step by step.\n</think>\n\nThe answer is $\\boxed{{{answer}}}$."
 
 
+def chat(index: int) -> list[dict[str, str]]:
+    """MATH-500 problem `index` with its short R1-style answer, as chat messages."""
+    row = math500_rows(index + 1)[index]
+    return [
+        {"role": "user", "content": row["problem"]},
+        {"role": "assistant", "content": r1_answer(row["answer"])},
+    ]
+
+
 def sft_examples(limit: int, *, max_problem_chars: int = 400) -> list[SftExample]:
     rows = [r for r in math500_rows(4 * limit) if len(r["problem"]) <= max_problem_chars][:limit]
     return [

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sft_helpers import math500_rows, r1_answer
+from sft_helpers import chat
 from shared_data import needs_shared_data
 from transformers import AutoTokenizer
 
@@ -28,14 +28,6 @@ END = "<|im_end|>\n"
 @pytest.fixture(scope="module")
 def tokenizer(tiny_lm: Path) -> Any:
     return AutoTokenizer.from_pretrained(tiny_lm)
-
-
-def chat(index: int) -> list[dict[str, str]]:
-    row = math500_rows(index + 1)[index]
-    return [
-        {"role": "user", "content": row["problem"]},
-        {"role": "assistant", "content": r1_answer(row["answer"])},
-    ]
 
 
 def labelled_positions(labels: list[int]) -> list[int]:

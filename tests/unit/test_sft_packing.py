@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from sft_helpers import math500_rows, r1_answer
+from sft_helpers import chat
 from shared_data import needs_shared_data
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -23,14 +23,6 @@ from adacot.training.packing import Collator, best_fit_decreasing, build_rows, p
 @pytest.fixture(scope="module")
 def tokenizer(tiny_lm: Path) -> Any:
     return AutoTokenizer.from_pretrained(tiny_lm)
-
-
-def chat(index: int) -> list[dict[str, str]]:
-    row = math500_rows(index + 1)[index]
-    return [
-        {"role": "user", "content": row["problem"]},
-        {"role": "assistant", "content": r1_answer(row["answer"])},
-    ]
 
 
 # ---------------------------------------------------------------- best-fit-decreasing (pure)
