@@ -31,10 +31,31 @@ import click
     help="torch threads in the demo process (one is fastest on a shared machine).",
 )
 @click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
-def demo(workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool) -> None:
+@click.option(
+    "--prepare-only",
+    is_flag=True,
+    help="Only train the student and the teacher and write the question files (WORKDIR/models, "
+    "WORKDIR/project): the inputs of a chain run on a cluster (docs/quickstart-cluster.md).",
+)
+@click.option(
+    "--train-steps",
+    type=click.IntRange(1),
+    default=None,
+    help="With --prepare-only: train each model this many steps instead of the size's (fast, weak models).",
+)
+def demo(
+    workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool, prepare_only: bool,
+    train_steps: int | None,
+) -> None:  # fmt: skip
     """Train tiny models, distil adaptively and uniformly, fine-tune, evaluate, report."""
     from adacot.backends.teacher_server import TeacherServerError
-    from adacot.demo.pipeline import DemoWorkdirError, run_demo
+    from adacot.demo.pipeline import DemoWorkdirError, prepare_demo, run_demo
+
+    if train_steps is not None and not prepare_only:
+        raise click.UsageError("--train-steps goes with --prepare-only")
+    if prepare_only:
+        prepare_demo(workdir, quick=quick, train_steps=train_steps, threads=threads, echo=click.echo)
+        return
 
     try:
         result = run_demo(

@@ -22,7 +22,7 @@ import shutil
 import socket
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adacot import runner
@@ -100,6 +100,36 @@ def run_demo(
     echo(f"[5/5] writing the report to {workdir / 'report'}")
     report = write_report(workdir, size, results, echo=echo)
     return DemoResult(workdir=workdir, spec_file=spec_file, report=report, results=results)
+
+
+def prepare_demo(
+    workdir: Path,
+    *,
+    quick: bool = False,
+    train_steps: int | None = None,
+    threads: int = 1,
+    echo: Echo = print,
+) -> dict[str, Path]:
+    """Step 1 (student and teacher only, no PRM) and the question files of step 2, nothing else: the
+    inputs of a chain run elsewhere, e.g. written by a Job onto a cluster's volume
+    (docs/quickstart-cluster.md). WORKDIR/models/{student,teacher}, WORKDIR/project/{pool,eval,test}.jsonl;
+    `train_steps` replaces both models' training steps (few steps: models that barely answer, quickly).
+    Returns the written paths by name."""
+    import torch
+
+    torch.set_num_threads(threads)
+    size = spec.QUICK if quick else spec.FULL
+    student_plan, teacher_plan = size.student, size.teacher
+    if train_steps is not None:
+        student_plan = replace(student_plan, steps=train_steps)
+        teacher_plan = replace(teacher_plan, steps=train_steps)
+    models = workdir / "models"
+    echo(f"training the student and the teacher ({'quick' if quick else 'full'} size) into {models}")
+    student = train_model(models / "student", student_plan, partial_answer, label="student", log=echo)
+    teacher = train_model(models / "teacher", teacher_plan, step_answer, label="teacher", log=echo)
+    questions = spec.write_questions(workdir / "project", size)
+    echo(f"questions: {', '.join(str(p) for p in questions.values())}")
+    return {"student": student, "teacher": teacher, **questions}
 
 
 def claim_workdir(workdir: Path, size: str) -> None:
