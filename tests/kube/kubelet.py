@@ -29,7 +29,6 @@ import logging
 import os
 import queue
 import random
-import signal
 import socket
 import subprocess
 import threading
@@ -55,10 +54,32 @@ from .kubelet_objects import (
     terminated_status,
     waiting_status,
 )
-from .kubelet_pods import VENV_BIN, Mount, PodConfigError, Rest, prepare, spawn, termination
+from .kubelet_pods import (
+    VENV_BIN,
+    Mount,
+    PodConfigError,
+    ProcessRuntime,
+    Rest,
+    Runtime,
+    prepare,
+    termination,
+)
 
 log = logging.getLogger(__name__)
 JOBS = "/apis/batch/v1"
+RUNTIME_ENV = "ADACOT_KUBELET_RUNTIME"
+"""Selects the runtime when the constructor does not: `process` (default) or `podman`."""
+
+
+def _runtime(name: str, pids_limit: int | None) -> Runtime:
+    """The container runtime by name (ProcessRuntime or kubelet_podman.PodmanRuntime)."""
+    if name == "process":
+        return ProcessRuntime()
+    if name == "podman":
+        from .kubelet_podman import PodmanRuntime
+
+        return PodmanRuntime(pids_limit=pids_limit)
+    raise ValueError(f"unknown kubelet runtime {name!r} (process or podman)")
 
 
 class LocalKubelet:
@@ -68,8 +89,10 @@ class LocalKubelet:
         self, kube: ApiClient | str | Path, volume_root: Path, *, max_running: int = 1,
         namespace: str | None = None, label_selector: str | None = None,
         extra_env: dict[str, str] | None = None, resync_s: float = 0.5, grace_s: float = 5.0,
+        runtime: str | None = None, pids_limit: int | None = None,
     ) -> None:  # fmt: skip
         api = kube if isinstance(kube, ApiClient) else new_client_from_config(config_file=str(kube))  # type: ignore[no-untyped-call]
+        self.runtime = _runtime(runtime or os.environ.get(RUNTIME_ENV) or "process", pids_limit)
         self.rest = Rest(api)
         self.volume_root = Path(volume_root)
         self.max_running, self.namespace, self.selector = max_running, namespace, label_selector
@@ -81,7 +104,8 @@ class LocalKubelet:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watch_response: Any = None
-        self.base_env = self._base_env(api, extra_env or {})
+        extra = extra_env or {}
+        self.base_env = dict(extra) if self.runtime.in_container else self._base_env(api, extra)
         self._ip_base, self._ip_seq = random.randrange(1 << 16, 1 << 23), 0
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -108,6 +132,7 @@ class LocalKubelet:
             thread.join(timeout=10)
         for run in self.pods.values():
             self._kill(run)
+        self.runtime.close()
 
     def pods_of(self, job: str) -> list[PodRun]:
         """The pods made for Job `job`, oldest first (a snapshot: the control thread adds pods)."""
@@ -302,11 +327,13 @@ class LocalKubelet:
         run.ip = self._next_ip()
         run.pod.setdefault("status", {})["podIP"] = run.ip  # the downward API's status.podIP
         try:
-            run.sandbox = prepare(self.rest, run.pod, self.volume_root, self.base_env)
+            run.sandbox = prepare(
+                self.rest, run.pod, self.volume_root, self.base_env, in_container=self.runtime.in_container
+            )
             hosts = self._publish_hosts(run)
             if hosts is not None:  # the pod's DNS: a file of its own at /etc/hosts
                 run.sandbox.mounts.append(Mount(hosts, "/etc/hosts", read_only=True))
-            run.process = spawn(run.sandbox)
+            run.process = self.runtime.spawn(run.sandbox, run.pod)
         except PodConfigError as error:
             self._pod_status(run, waiting_status(run, error))
             return False
@@ -369,7 +396,7 @@ class LocalKubelet:
         self._pod_status(run, terminated_status(run, code, termination(run.sandbox, code, policy)))
 
     def _delete(self, run: PodRun) -> None:
-        """What deleting a pod does on a node: SIGTERM the process group, SIGKILL after the grace period."""
+        """What deleting a pod does on a node: the runtime's kill (SIGTERM, SIGKILL after the grace)."""
         self._kill(run)
         run.deleted = True
         self.rest.delete(f"/api/v1/namespaces/{run.job[0]}/pods/{run.name}")
@@ -377,14 +404,7 @@ class LocalKubelet:
     def _kill(self, run: PodRun) -> None:
         if run.process is None or run.process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.process.pid, signal.SIGTERM)
-        try:
-            run.process.wait(timeout=self.grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(run.process.pid, signal.SIGKILL)
-            run.process.wait()
+        self.runtime.kill(run.process, run.pod, self.grace_s)
 
     def _pod_status(self, run: PodRun, status: dict[str, Any]) -> None:
         if not run.deleted:

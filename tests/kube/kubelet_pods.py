@@ -23,14 +23,17 @@ to the shared /tmp.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -116,6 +119,9 @@ class Mount:
     source: Path
     target: str
     read_only: bool
+    kind: str = ""
+    """The volume's type (persistentVolumeClaim, emptyDir, configMap, secret; "" for the kubelet's own
+    files): a container runtime sets ownership and modes by it (tests/kube/kubelet_podman.py)."""
 
 
 @dataclass
@@ -127,6 +133,7 @@ class PodSandbox:
     env: dict[str, str]
     mounts: list[Mount] = field(default_factory=list)
     workdir: str = "/"
+    """The directory the command starts in; in a container "" means the image's WORKDIR."""
 
     @property
     def termination_log(self) -> Path:
@@ -137,40 +144,54 @@ class PodSandbox:
         return self.root / "container.log"
 
 
-def prepare(rest: Rest, pod: dict[str, Any], volume_root: Path, base_env: dict[str, str]) -> PodSandbox:
-    """Resolve the pod's single container into a sandbox; raises PodConfigError while inputs are missing."""
+def prepare(
+    rest: Rest,
+    pod: dict[str, Any],
+    volume_root: Path,
+    base_env: dict[str, str],
+    *,
+    in_container: bool = False,
+) -> PodSandbox:
+    """Resolve the pod's single container into a sandbox; raises PodConfigError while inputs are missing.
+
+    `in_container`: for a runtime that gives the pod a filesystem of its own (an image): the command may
+    be empty (the image's entrypoint), an emptyDir at /tmp is mounted, and the env is the container's
+    alone (no HOME or termination-log path of this machine's)."""
     spec, meta = pod["spec"], pod["metadata"]
     containers = spec.get("containers") or []
     if len(containers) != 1 or spec.get("initContainers"):
         raise PodConfigError("CreateContainerError", "the local kubelet runs exactly one container")
     container = containers[0]
     argv = [*(container.get("command") or []), *(container.get("args") or [])]
-    if not argv:
+    if not argv and not in_container:
         raise PodConfigError("CreateContainerError", "container has no command (no image entrypoint here)")
     root = volume_root / "pods" / meta["namespace"] / meta["name"]
     root.mkdir(parents=True, exist_ok=True)
-    sandbox = PodSandbox(root=root, argv=argv, env={}, workdir=container.get("workingDir") or str(root))
+    workdir = container.get("workingDir") or ("" if in_container else str(root))
+    sandbox = PodSandbox(root=root, argv=argv, env={}, workdir=workdir)
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
     for mount in container.get("volumeMounts") or []:
         if mount["name"] not in volumes:
             raise PodConfigError("CreateContainerConfigError", f"volume {mount['name']!r} not found")
-        if mount["mountPath"] == "/tmp" and "emptyDir" in volumes[mount["name"]]:
+        volume = volumes[mount["name"]]
+        if mount["mountPath"] == "/tmp" and "emptyDir" in volume and not in_container:
             continue  # this machine's /tmp holds the pod's own directories (see the module docstring)
-        source = _volume_dir(rest, meta["namespace"], volumes[mount["name"]], volume_root, root)
+        source = _volume_dir(rest, meta["namespace"], volume, volume_root, root)
         if mount.get("subPath"):
             source = source / mount["subPath"]
             if not source.exists():
                 source.mkdir(parents=True)
-        sandbox.mounts.append(Mount(source, mount["mountPath"], bool(mount.get("readOnly"))))
-    sandbox.env = {
-        **base_env,
-        **_container_env(rest, pod, container),
-        "HOME": str(root / "home"),
-        "ADACOT_TERMINATION_LOG": str(sandbox.termination_log),
-    }
-    (root / "home").mkdir(exist_ok=True)
+        kind = next((k for k in VOLUME_KINDS if k in volume), "")
+        sandbox.mounts.append(Mount(source, mount["mountPath"], bool(mount.get("readOnly")), kind))
+    sandbox.env = {**base_env, **_container_env(rest, pod, container)}
+    if not in_container:
+        sandbox.env |= {"HOME": str(root / "home"), "ADACOT_TERMINATION_LOG": str(sandbox.termination_log)}
+        (root / "home").mkdir(exist_ok=True)
     sandbox.termination_log.write_text("")
     return sandbox
+
+
+VOLUME_KINDS = ("persistentVolumeClaim", "configMap", "secret", "emptyDir")
 
 
 def _volume_dir(
@@ -275,6 +296,43 @@ def _field_value(pod: dict[str, Any], path: str) -> str:
     if path not in simple:
         raise PodConfigError("CreateContainerConfigError", f"fieldRef {path} unsupported")
     return simple[path]
+
+
+class Runtime(Protocol):
+    """What the kubelet asks of a container runtime (ProcessRuntime here, kubelet_podman.PodmanRuntime)."""
+
+    in_container: bool
+    """Whether the pod gets a filesystem of its own (an image): see `prepare`."""
+
+    def spawn(self, sandbox: PodSandbox, pod: dict[str, Any]) -> subprocess.Popen[bytes]: ...
+
+    def kill(self, process: subprocess.Popen[bytes], pod: dict[str, Any], grace_s: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ProcessRuntime:
+    """The default runtime: each pod's container is a local process (`spawn`); tests/kube/kubelet_podman.py
+    holds the other one (containers from images). The kubelet calls `spawn`, `kill` and `close` only."""
+
+    in_container = False
+
+    def spawn(self, sandbox: PodSandbox, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
+        return spawn(sandbox)
+
+    def kill(self, process: subprocess.Popen[bytes], pod: dict[str, Any], grace_s: float) -> None:
+        """What deleting a pod does on a node: SIGTERM the process group, SIGKILL after the grace period."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def close(self) -> None:
+        pass
 
 
 def spawn(sandbox: PodSandbox) -> subprocess.Popen[bytes]:
