@@ -12,7 +12,7 @@ run as containers of the worker-cpu image.
   teacher endpoint a local server reached over the host network), both Complete with their artifacts.
 
 Skipped only when podman or the worker-cpu image is missing (`make test` installs podman and builds the
-image first). The image: $ADACOT_TEST_WORKER_IMAGE, else ghcr.io/adacot/worker-cpu:<adacot version>.
+image first). The image: $ADACOT_TEST_WORKER_IMAGE, else localhost/adacot/worker-cpu:dev (`make images`).
 """
 
 from __future__ import annotations
@@ -38,12 +38,11 @@ from operator_e2e_helpers import Kubectl, Operator, claim, doc, dump, fill_claim
 from shared_data import needs_shared_data
 from test_runner import math500
 
-from adacot import __version__
 from adacot.artifacts import verify_artifact
 
 pytestmark = pytest.mark.integration
 NS = "default"
-IMAGE = os.environ.get("ADACOT_TEST_WORKER_IMAGE") or f"ghcr.io/adacot/worker-cpu:{__version__}"
+IMAGE = os.environ.get("ADACOT_TEST_WORKER_IMAGE") or "localhost/adacot/worker-cpu:dev"
 REPO = Path(__file__).resolve().parents[2]
 
 
