@@ -33,7 +33,7 @@ import yaml
 from fault_server import FaultServer
 from kube.fixtures import KubeApi, make_kubectl
 from kube.kubelet import LocalKubelet
-from kube.kubelet_podman import CONTAINERS_CONF
+from kube.kubelet_podman import CONTAINERS_CONF, PodmanRuntime
 from operator_e2e_helpers import Kubectl, Operator, claim, doc, dump, fill_claims, grading_spec
 from shared_data import needs_shared_data
 from test_runner import math500
@@ -176,7 +176,12 @@ def test_deleting_a_running_job_stops_and_removes_its_container(
     [pod] = pods(kube_api, "sleeper")
     [run] = kubelet.pods_of("sleeper")
     name = f"k8s_{NS}_{pod['metadata']['name']}"
-    listed = lambda: kubelet.runtime.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()  # type: ignore[attr-defined]  # noqa: E731
+    runtime = kubelet.runtime
+    assert isinstance(runtime, PodmanRuntime)
+
+    def listed() -> list[str]:
+        return runtime.podman("ps", "-a", "--format", "{{.Names}}").stdout.split()
+
     assert run.sandbox is not None
     deadline = time.monotonic() + 60  # the pod is Running once `podman run` starts; its program a bit later
     while run.sandbox.termination_log.read_text() != "up" and time.monotonic() < deadline:
