@@ -15,11 +15,14 @@ The end-to-end test is skipped only when podman or the worker-cpu image is missi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from conftest import free_port
 from crd_validation import validate_object
 from kube.fixtures import KubeApi, stop
 from kube.kubelet import LocalKubelet
+from kube.kubelet_podman import IMAGES_ENV
 from test_kubelet_podman import image_present
 
 from adacot import __version__
@@ -44,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "quickstart-cluster.md"
 QUICKSTART = ROOT / "examples" / "quickstart"
 IMAGE = f"ghcr.io/adacot/worker-cpu:{__version__}"
+RUN_IMAGE = json.loads(os.environ.get(IMAGES_ENV) or "{}").get(IMAGE, IMAGE)
+"""What the kubelet runs for IMAGE: itself, unless $ADACOT_KUBELET_IMAGES maps it to another local image."""
 NS = "adacot-quickstart"
 MARKER = re.compile(r"<!-- quickstart-test: (run|skip: (.+?)) -->\n```(bash|sh)\n(.*?)```", re.S)
 #: What a skipped block may hold: commands this test cannot run (cluster tools, image builds, GPU runs).
@@ -85,6 +91,39 @@ def test_the_hub_chain_is_accepted_by_the_loader_and_the_crds() -> None:
         assert kinds == ["GradingRun", "DifficultyBank", "DistillationJob", "SFTJob"], path
         for doc in yaml.safe_load_all(path.read_text()):
             assert validate_object(doc) == [], f"{path.name}: {doc['kind']}/{doc['metadata']['name']}"
+
+
+KINDS = ("gradingruns", "difficultybanks", "distillationjobs", "sftjobs")
+
+
+def failed_resources(api: KubeApi) -> list[str]:
+    """`kind/name: message` of each adacot resource in the namespace whose Failed condition is True."""
+    return [f"{o['kind']}/{o['metadata']['name']}: {c.get('message')}"
+            for kind in KINDS for o in api.objects(f"{kind}.adacot.dev", NS)
+            for c in (o.get("status") or {}).get("conditions") or []
+            if c["type"] == "Failed" and c["status"] == "True"]  # fmt: skip
+
+
+def run_block(block: str, env: dict[str, str], api: KubeApi) -> tuple[str, str | None]:
+    """Run one block with bash; (stdout, None) when it succeeds, else (stdout, why). A resource that
+    fails ends the block at once (its `kubectl wait --for=condition=Complete` would wait out its timeout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=ROOT, env=env, stdout=out,
+                                   stderr=err, text=True, start_new_session=True)  # fmt: skip
+        failed: list[str] = []
+        while process.poll() is None and not failed:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            failed = failed_resources(api) if process.poll() is None else []
+        if failed:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if failed:
+        return stdout, "failed resources: " + "; ".join(failed)
+    return stdout, None if process.returncode == 0 else f"exit code {process.returncode}\n{stdout}{stderr}"
 
 
 class ChartOperator:
@@ -130,7 +169,7 @@ def cluster(kube_api: KubeApi, tmp_path: Path) -> Iterator[tuple[KubeApi, LocalK
             operator.stop()
 
 
-@pytest.mark.skipif(not image_present(IMAGE), reason=f"podman or the image {IMAGE} is missing")
+@pytest.mark.skipif(not image_present(RUN_IMAGE), reason=f"podman or the image {RUN_IMAGE} is missing")
 def test_the_quickstart_runs_as_written(
     cluster: tuple[KubeApi, LocalKubelet, ChartOperator], helm_bin: Path, tmp_path: Path
 ) -> None:
@@ -150,14 +189,12 @@ def test_the_quickstart_runs_as_written(
     for marker, block in blocks():
         if marker != "run":
             continue
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=3600, check=False)  # fmt: skip
-        if done.returncode != 0:
+        stdout, failure = run_block(block, env, api)
+        if failure:
             pods = "\n".join(f"--- {name}\n{kubelet.log_of(name)[-3000:]}" for name in list(kubelet.pods))
             operator_log = operator.log.read_text()[-4000:] if operator.log.exists() else ""
-            failed = f"{block}\n{done.stdout}{done.stderr}"
-            pytest.fail(f"block failed:\n{failed}\npods:\n{pods}\noperator:\n{operator_log}")
-        outputs.append(done.stdout)
+            pytest.fail(f"block failed:\n{block}\n{failure}\npods:\n{pods}\noperator:\n{operator_log}")
+        outputs.append(stdout)
         if "helm install" in block:
             operator.start(tools / "kubectl")
 
@@ -172,5 +209,5 @@ def test_the_quickstart_runs_as_written(
     assert kubelet.pods and all(run.phase == "Succeeded" for run in kubelet.pods.values())
     for run in kubelet.pods.values():  # the prepare Job and every stage ran as a worker-cpu container
         assert run.sandbox is not None
-        assert IMAGE in json.loads((run.sandbox.root / "podman-argv.json").read_text())
+        assert RUN_IMAGE in json.loads((run.sandbox.root / "podman-argv.json").read_text())
     assert (tmp_path / "node" / "pvc" / "quickstart" / "models" / "student" / "model.safetensors").is_file()

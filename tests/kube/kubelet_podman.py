@@ -34,6 +34,9 @@ Mapping (Kubernetes -> podman):
   stdout and stderr go to the pod's container.log, as in process mode. Deleting the pod: `podman stop
   --time <grace>` (SIGTERM, then SIGKILL), then `podman rm --force`.
 
+Image substitution: $ADACOT_KUBELET_IMAGES, a JSON object {"image in the pod": "local image"}, runs a
+pod's image as another one (as a node's registry mirror would), to try a patched image without retagging.
+
 Limits: one container, no init containers, no image pulls, no GPU resources (requests for them are
 ignored), no hostname/UTS namespace of the pod's own; runAsNonRoot is not checked against the image's user.
 Global podman settings come from CONTAINERS_CONF (default: images/containers.conf of this repository,
@@ -59,6 +62,7 @@ PODMAN = "podman"
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = REPO / "images" / "containers.conf"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+IMAGES_ENV = "ADACOT_KUBELET_IMAGES"
 NPROC_CAP = 32768
 """RLIMIT_NPROC given to containers (at most this machine's): runc here refuses the host's own value."""
 _BINARY = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50, "Ei": 1 << 60}
@@ -96,6 +100,7 @@ def security(pod: dict[str, Any]) -> dict[str, Any]:
 def podman_argv(
     pod: dict[str, Any], sandbox: PodSandbox, *, name: str, nofile: tuple[int, int],
     nproc: tuple[int, int], pids_limit: int | None = None, labels: dict[str, str] | None = None,
+    images: dict[str, str] | None = None,
 ) -> list[str]:  # fmt: skip
     """`podman run ...` for the pod's single container (see the module docstring for the mapping)."""
     container = pod["spec"]["containers"][0]
@@ -144,7 +149,7 @@ def podman_argv(
     image = container.get("image")
     if not image:
         raise PodConfigError("InvalidImageName", "container has no image")
-    return [*argv, image, *(container.get("args") or [])]
+    return [*argv, (images or {}).get(image, image), *(container.get("args") or [])]
 
 
 class PodmanRuntime:
@@ -162,6 +167,7 @@ class PodmanRuntime:
         cap = NPROC_CAP if nproc_hard == resource.RLIM_INFINITY else min(NPROC_CAP, nproc_hard)
         self.nofile = (hard, hard) if hard != resource.RLIM_INFINITY else (soft, soft)
         self.nproc = (cap, cap)
+        self.images: dict[str, str] = json.loads(os.environ.get(IMAGES_ENV) or "{}")
         self.env = dict(os.environ)
         if "CONTAINERS_CONF" not in self.env and CONTAINERS_CONF.exists():
             self.env["CONTAINERS_CONF"] = str(CONTAINERS_CONF)
@@ -173,6 +179,7 @@ class PodmanRuntime:
 
     def spawn(self, sandbox: PodSandbox, pod: dict[str, Any]) -> subprocess.Popen[bytes]:
         image = pod["spec"]["containers"][0].get("image") or ""
+        image = self.images.get(image, image)
         if image and self.podman("image", "exists", image).returncode != 0:
             raise PodConfigError("ErrImageNeverPull", f'image "{image}" is not present on this node')
         own_volumes(sandbox, security(pod).get("fsGroup"))
@@ -181,7 +188,7 @@ class PodmanRuntime:
                   "io.kubernetes.pod.namespace": meta["namespace"]}  # fmt: skip
         argv = podman_argv(
             pod, sandbox, name=container_name(pod), nofile=self.nofile, nproc=self.nproc,
-            pids_limit=self.pids_limit, labels=labels,
+            pids_limit=self.pids_limit, labels=labels, images=self.images,
         )  # fmt: skip
         (sandbox.root / "podman-argv.json").write_text(json.dumps(argv, indent=1))
         with sandbox.log.open("ab") as log:

@@ -82,6 +82,8 @@ def test_args_alone_keep_the_images_entrypoint_and_the_container_context_wins(tm
     assert not [a for a in got if a.startswith(("--security-opt=no-new", "--pids-limit"))]
     assert f"--volume={tmp_path}/termination-log:/var/run/msg" in got and "--workdir=/work" in got
     assert got[-3:] == ["ghcr.io/adacot/worker-cpu:0.1.0", "grade", "--help"]
+    mirrored = argv(pod, sandbox(tmp_path), images={"ghcr.io/adacot/worker-cpu:0.1.0": "localhost/w:dev"})
+    assert mirrored[-3:] == ["localhost/w:dev", "grade", "--help"]
 
 
 def test_an_entrypoint_is_json_so_arguments_with_spaces_survive(tmp_path: Path) -> None:
