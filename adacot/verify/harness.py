@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 _REPR_CAP = 2000
 _BIG_INT = 10**1000
 _SCALARS = (type(None), bool, str, float)
+_LEAVES = frozenset({type(None), bool, str, float, int})
+"""Exact types a JSON scalar decodes to; a list holding only these is its own encoding (`_flat`)."""
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 DIGEST_OVER = 250_000
 """A return value with more elements than this (all levels counted) travels as a Digest."""
 _DIGEST_CHUNK = 4096
@@ -47,10 +50,25 @@ def encode(value: Any) -> Any:
     if kind in _SCALARS:
         return value
     if kind is list:
-        return {"#l": [encode(item) for item in value]}
+        return {"#l": value if _flat(value) else [encode(item) for item in value]}
     if kind is tuple:
-        return {"#t": [encode(item) for item in value]}
+        return {"#t": list(value) if _flat(value) else [encode(item) for item in value]}
     return _encode_other(value)
+
+
+def _flat(items: Any) -> bool:
+    """Whether every item is an exact scalar that encodes as itself (ints within the JSON bound).
+
+    One C-level pass (`set(map(type, ...))`) instead of a call of `encode` per item: results of
+    tens of thousands of numbers (MBPP+'s Mbpp/630) cost several times the program's own run else."""
+    kinds = set(map(type, items))
+    if not kinds <= _LEAVES:
+        return False
+    if int not in kinds:
+        return True
+    if len(kinds) == 1:
+        return min(items) > -_BIG_INT and max(items) < _BIG_INT
+    return all(-_BIG_INT < item < _BIG_INT for item in items if type(item) is int)
 
 
 def _encode_other(value: Any) -> Any:
@@ -83,7 +101,7 @@ def _encode_container(value: Any) -> Any:
 
 def encode_result(value: Any) -> Any:
     """`encode`, except that a huge container becomes {"#h": [type, len, sha256]} (see Digest)."""
-    if isinstance(value, (list, tuple, set, frozenset, dict)) and _exceeds(value, DIGEST_OVER):
+    if isinstance(value, _CONTAINERS) and _exceeds(value, DIGEST_OVER):
         digest = Digest.of(value)
         return {"#h": [digest.type_name, digest.size, digest.sha256]}
     return encode(value)
@@ -94,11 +112,12 @@ def _exceeds(value: Any, budget: int) -> bool:
     stack, seen = [value], 0
     while stack:
         item = stack.pop()
-        if isinstance(item, (list, tuple, set, frozenset, dict)):
-            seen += len(item)
-            if seen > budget:
-                return True
-            stack.extend(item.values() if isinstance(item, dict) else item)
+        seen += len(item)
+        if seen > budget:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        if not set(map(type, children)) <= _LEAVES:  # only containers are walked into
+            stack.extend(child for child in children if isinstance(child, _CONTAINERS))
     return False
 
 
@@ -172,9 +191,14 @@ def decode(data: Any) -> Any:
         raise ValueError(f"bad encoded value under {tag!r}: {exc}") from exc
 
 
+def _plain(body: Any) -> bool:
+    """Whether a decoded JSON array holds scalars only: then it is its own decoding."""
+    return type(body) is list and set(map(type, body)) <= _LEAVES
+
+
 _DECODERS: dict[str, Any] = {
-    "#l": lambda body: [decode(item) for item in body],
-    "#t": lambda body: tuple(decode(item) for item in body),
+    "#l": lambda body: body if _plain(body) else [decode(item) for item in body],
+    "#t": lambda body: tuple(body) if _plain(body) else tuple(decode(item) for item in body),
     "#s": lambda body: {decode(item) for item in body},
     "#f": lambda body: frozenset(decode(item) for item in body),
     "#d": lambda body: {decode(k): decode(v) for k, v in body},

@@ -55,7 +55,10 @@ class _Harness:
     def emit(self, record: dict[str, Any]) -> None:
         """Queue one record; `flush` writes the queue before the harness waits for anything, so a
         record is never held back while a test runs (one write per batch instead of per test)."""
-        data = (json.dumps(record) + "\n").encode()
+        self.emit_line((json.dumps(record) + "\n").encode())
+
+    def emit_line(self, data: bytes) -> None:
+        """Queue one record line as it is (see `emit`)."""
         self.pending.append(data)
         self.pending_bytes += len(data)
         if self.pending_bytes > _FLUSH_BYTES:
@@ -99,6 +102,12 @@ class _Harness:
         for line, status in _lines(read_fd, self.test_seconds, self.record_cap, before_wait=self.flush):
             if line is None:
                 break
+            if _ok_line(line, expected):
+                self.emit_line(line + b"\n")
+                expected += 1
+                if expected == self.n:
+                    break
+                continue
             record = _parse_record(line, expected)
             self.emit(record)
             if record.get("status") == "garbled":
@@ -178,6 +187,16 @@ def _lines(read_fd: int, seconds: float, cap: int, per_line: bool = True, before
         selector.close()
 
 
+def _ok_line(line: bytes, expected: int) -> bool:
+    """A result line in the worker's own layout, for the test expected next: forwarded unparsed.
+
+    A value can be megabytes of JSON; parsing and re-encoding it here cost more than the program's
+    run (MBPP+'s Mbpp/630). The parent parses every line anyway and compares the values it finds
+    with values it holds, so a line that only looks right (bad JSON after the prefix, extra keys)
+    can make its own test fail, never pass another."""
+    return line.startswith(b'{"i": %d, "status": "ok", "value": ' % expected) and line.endswith(b"}")
+
+
 def _parse_record(line: bytes, expected: int) -> dict[str, Any]:
     try:
         record = json.loads(line)
@@ -248,11 +267,11 @@ def _call_worker(code: Any, job: dict[str, Any], start: int, fd: int) -> None:
             write(fd, (dumps({"i": index, "status": "error", "detail": line}) + "\n").encode())
         return
     for offset, args in enumerate(inputs):
-        try:
-            record = {"status": "ok", "value": encode_result(function(*args))}
+        index = start + offset
+        try:  # keys in this order: `_ok_line` recognises the layout
+            record = {"i": index, "status": "ok", "value": encode_result(function(*args))}
         except BaseException as exc:
-            record = {"status": "error", "detail": _error_line(exc, "")}
-        record["i"] = start + offset
+            record = {"i": index, "status": "error", "detail": _error_line(exc, "")}
         data = (dumps(record) + "\n").encode()
         while data:
             data = data[write(fd, data) :]

@@ -190,6 +190,27 @@ def test_printing_passed_and_forged_records_is_not_success(verifier: CodeVerifie
     assert verdict.correct is False and verdict.passed is not None and verdict.passed <= 1
 
 
+def test_a_result_line_that_only_looks_right_fails_its_own_test(verifier: CodeVerifier) -> None:
+    # The harness forwards result lines in the worker's layout without parsing them (a value can be
+    # megabytes); one with the right prefix and garbage after it must fail, never pass or crash.
+    program = (
+        "import os\n"
+        "def f(x):\n"
+        "    if x == 1:\n"
+        '        line = b\'{"i": 0, "status": "ok", "value": 2, "i": [}\\n\'\n'
+        "        for fd in range(3, 20):\n"
+        "            try:\n"
+        "                os.write(fd, line)\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "    return x + 1\n"
+    )
+    verdict = verifier.verify(program, PLUS_ONE)
+    assert verdict.correct is False and verdict.passed is not None and verdict.passed < 2
+    honest = verifier.verify("def f(x):\n    return x + 1\n", PLUS_ONE)
+    assert honest.correct is True and honest.passed == 2
+
+
 def test_patching_eq_is_not_success(verifier: CodeVerifier) -> None:
     program = (
         "class Always:\n"

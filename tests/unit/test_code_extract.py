@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from adacot.verify.code_tests import (
     BadTests,
     CallTests,
     StdioTests,
+    as_json_shape,
     mbppplus_tests,
     outputs_match,
     parse_tests,
@@ -127,6 +129,41 @@ def test_encoding_fast_paths_keep_subclass_rule() -> None:
     assert [type(item) for item in decode(encode([pair(1, 2), Items([3])]))] == [tuple, list]
     assert encode(-(10**1000)) == {"#i": hex(-(10**1000))} and encode(10**1000 - 1) == 10**1000 - 1
     assert encode([True, 1.0, None, "s"]) == {"#l": [True, 1.0, None, "s"]}
+
+
+class _Text(str):
+    pass
+
+
+FLAT = [
+    [1, 2, 3],
+    [True, 1, 0, False],  # bools stay bools beside ints
+    [1, 10**1000, 2],  # one big int: the whole list takes the per-item path
+    ["a", 10**1000, None],
+    (1.5, -2, "x", None),
+    [_Text("sub"), "plain"],  # a str subclass is reduced, not passed through
+    [[1, 2], (3, 4), []],
+]
+
+
+@pytest.mark.parametrize("value", FLAT, ids=[str(i) for i in range(len(FLAT))])
+def test_flat_containers_round_trip_through_json_like_the_per_item_path(value: object) -> None:
+    # Lists of exact scalars are encoded and decoded in one C-level pass; the result must be what the
+    # per-item path gives: the same values, the same exact types, the same JSON.
+    wire = json.loads(json.dumps(encode(value)))
+    back = decode(wire)
+    assert back == value and type(back) is type(value)
+    assert [type(item) for item in back] == [  # type: ignore[attr-defined]
+        str if isinstance(item, str) else type(item)
+        for item in value  # type: ignore[attr-defined]
+    ]
+    assert as_json_shape(back) == json.loads(json.dumps(back))
+
+
+def test_flat_fast_path_keeps_big_ints_tagged() -> None:
+    assert encode([1, 10**1000]) == {"#l": [1, {"#i": hex(10**1000)}]}
+    assert encode((-(10**1000), "s")) == {"#t": [{"#i": hex(-(10**1000))}, "s"]}
+    assert encode([10**1000 - 1, 2]) == {"#l": [10**1000 - 1, 2]}
 
 
 @pytest.mark.parametrize("bad", [[1, 2], {"#zz": 1}, {"#l": 1, "#t": 2}, {"#d": [[[1], 2]]}, {"#i": "xyz"}])
