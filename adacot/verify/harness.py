@@ -67,7 +67,7 @@ def _flat(items: Any) -> bool:
     if int not in kinds:
         return True
     if len(kinds) == 1:
-        return min(items) > -_BIG_INT and max(items) < _BIG_INT
+        return bool(min(items) > -_BIG_INT and max(items) < _BIG_INT)
     return all(-_BIG_INT < item < _BIG_INT for item in items if type(item) is int)
 
 
