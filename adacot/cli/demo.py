@@ -38,23 +38,30 @@ import click
     "WORKDIR/project): the inputs of a chain run on a cluster (docs/quickstart-cluster.md).",
 )
 @click.option(
-    "--train-steps",
+    "--student-steps",
     type=click.IntRange(1),
     default=None,
-    help="With --prepare-only: train each model this many steps instead of the size's (fast, weak models).",
+    help="With --prepare-only: train the student this many steps instead of the size's.",
+)
+@click.option(
+    "--teacher-steps",
+    type=click.IntRange(1),
+    default=None,
+    help="With --prepare-only: train the teacher this many steps instead of the size's.",
 )
 def demo(
     workdir: Path, quick: bool, fresh: bool, threads: int, progress: bool, prepare_only: bool,
-    train_steps: int | None,
+    student_steps: int | None, teacher_steps: int | None,
 ) -> None:  # fmt: skip
     """Train tiny models, distil adaptively and uniformly, fine-tune, evaluate, report."""
     from adacot.backends.teacher_server import TeacherServerError
     from adacot.demo.pipeline import DemoWorkdirError, prepare_demo, run_demo
 
-    if train_steps is not None and not prepare_only:
-        raise click.UsageError("--train-steps goes with --prepare-only")
+    if (student_steps or teacher_steps) and not prepare_only:
+        raise click.UsageError("--student-steps and --teacher-steps go with --prepare-only")
     if prepare_only:
-        prepare_demo(workdir, quick=quick, train_steps=train_steps, threads=threads, echo=click.echo)
+        steps = {"student_steps": student_steps, "teacher_steps": teacher_steps}
+        prepare_demo(workdir, quick=quick, threads=threads, echo=click.echo, **steps)
         return
 
     try:

@@ -106,23 +106,22 @@ def prepare_demo(
     workdir: Path,
     *,
     quick: bool = False,
-    train_steps: int | None = None,
+    student_steps: int | None = None,
+    teacher_steps: int | None = None,
     threads: int = 1,
     echo: Echo = print,
 ) -> dict[str, Path]:
     """Step 1 (student and teacher only, no PRM) and the question files of step 2, nothing else: the
     inputs of a chain run elsewhere, e.g. written by a Job onto a cluster's volume
     (docs/quickstart-cluster.md). WORKDIR/models/{student,teacher}, WORKDIR/project/{pool,eval,test}.jsonl;
-    `train_steps` replaces both models' training steps (few steps: models that barely answer, quickly).
+    `student_steps` / `teacher_steps` replace the size's training steps (fewer: weaker models, sooner).
     Returns the written paths by name."""
     import torch
 
     torch.set_num_threads(threads)
     size = spec.QUICK if quick else spec.FULL
-    student_plan, teacher_plan = size.student, size.teacher
-    if train_steps is not None:
-        student_plan = replace(student_plan, steps=train_steps)
-        teacher_plan = replace(teacher_plan, steps=train_steps)
+    student_plan = replace(size.student, steps=student_steps or size.student.steps)
+    teacher_plan = replace(size.teacher, steps=teacher_steps or size.teacher.steps)
     models = workdir / "models"
     echo(f"training the student and the teacher ({'quick' if quick else 'full'} size) into {models}")
     student = train_model(models / "student", student_plan, partial_answer, label="student", log=echo)
