@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 started=$SECONDS
 mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
-  --include=python3,python3-venv,python-is-python3,ca-certificates,passwd,libgomp1,bubblewrap \
+  --include=python3,python3-venv,python-is-python3,ca-certificates,passwd,libgomp1,libnuma1,bubblewrap \
   --aptopt='APT::Install-Recommends "false"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
   bookworm "$work/base.tar" http://deb.debian.org/debian

@@ -128,13 +128,20 @@ for top in ("/opt/adacot", "/usr", "/etc"):
     for base, dirs, files in os.walk(top):
         writable += [os.path.join(base, n) for n in dirs + files if os.access(os.path.join(base, n), os.W_OK)
                      and not os.path.islink(os.path.join(base, n))]
-os.makedirs(os.path.expanduser("~/.cache/probe"))  # HOME is writable: the tmpfs the test mounts there
+home = os.environ.get("HOME")  # the worker's (caches): the tmpfs the test mounts there, writable
+try:
+    os.makedirs(os.path.join(home, ".cache", "probe"))
+    home_writable = True
+except OSError:
+    home_writable = False
 try:
     open("/opt/adacot/probe", "w")
     root_fs = "writable"
 except OSError as error:
     root_fs = error.strerror
-print({"uid": os.getuid(), "gid": os.getgid(), "tools": found, "writable": writable[:5], "root_fs": root_fs,
+print({"home": home, "home_writable": home_writable, "uid": os.getuid(), "gid": os.getgid(), "tools": found,
+       "writable": writable[:5],
+       "root_fs": root_fs,
        "caps": open("/proc/self/status").read().split("CapEff:")[1].split()[0],
        "no_new_privs": open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0]})
 """
@@ -149,7 +156,21 @@ def test_runs_as_10001_without_compilers_capabilities_or_writable_files(image: s
     assert seen["tools"] == {}, seen["tools"]
     assert seen["writable"] == [], seen["writable"]
     assert seen["root_fs"] == "Read-only file system"
+    if image == WORKER:
+        assert (seen["home"], seen["home_writable"]) == ("/home/adacot", True)
+    else:  # the operator writes nowhere
+        assert (seen["home"], seen["home_writable"]) == ("/nonexistent", False)
     assert int(seen["caps"], 16) == 0 and seen["no_new_privs"] == "1"  # setuid files (su) cannot elevate
+
+
+def test_worker_loads_vllm_cpu_kernels() -> None:
+    """vllm._C links shared libraries of the base (libnuma, libgomp); vLLM only warns when the import fails
+    and its CPU worker dies later, so import it directly."""
+    require(WORKER)
+    code = "import vllm._C, torch; print(hasattr(torch.ops._C, 'init_cpu_memory_env'))"
+    done = podman("run", "--rm", "--network", "none", *LOCKED_DOWN, "--entrypoint", "/opt/adacot/bin/python",
+                  WORKER, "-c", code)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "True"
 
 
 def test_images_hold_neither_the_build_pip_config_nor_the_ca_bundle(image: str) -> None:
