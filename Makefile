@@ -97,7 +97,7 @@ container-tools:
 	  else echo "not installed:" $$missing "(make images needs podman, or docker)"; fi; \
 	fi
 
-# The images tests (tests/integration/test_images.py) run: build them first where an engine exists.
+# The images tests (tests/integration/test_image_runs.py) run: build them first where an engine exists.
 test-images: container-tools
 	@if command -v podman >/dev/null; then $(MAKE) --no-print-directory images; \
 	else echo "podman is not installed: the image tests will be skipped"; fi

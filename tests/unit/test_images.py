@@ -2,7 +2,7 @@
 non-root, labelled, pinned to the same versions the project pins, the CUDA worker sharing the CPU
 worker's instructions after its vLLM layer, and images/build.sh (`make images`) composing its commands:
 tags, labels, the base image, and this machine's pip configuration handed over as build secrets and
-read-only mounts. The images are built and run in tests/integration/test_images.py."""
+read-only mounts. The images are built and run in tests/integration/test_image_runs.py."""
 
 from __future__ import annotations
 
